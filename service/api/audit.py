@@ -1,0 +1,200 @@
+"""The auditors' API (PROTOCOL.md section 7). Every call is itself appended to the log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import AuditorDep, NodeDep
+from service.api.openapi import problems
+from service.audit import entries as ev
+from service.audit import queries, store
+from service.audit.entries import AuditEvent
+from service.db.groupcommit import AuditOnly
+from service.db.tables import checkpoints
+from service.partners.tokens import Principal
+from service.protocol.b64 import b64_encode
+from service.protocol.problems import Problem
+from service.runtime import Node
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+_AUTH = problems(401, 403, 422, 503)
+
+
+async def _record(node: Node, who: Principal, endpoint: str, **params: Any) -> None:
+    detail = {"endpoint": endpoint, "auditor": who.name}
+    detail.update({k: v for k, v in params.items() if v is not None})
+    await node.committer.run(AuditOnly([AuditEvent(ev.AUDIT_QUERY, "ok", detail=detail)]))
+
+
+def _size(node: Node) -> int:
+    with node.engines.reader.connect() as conn:
+        return store.read_head(conn).size
+
+
+@router.get(
+    "/checkpoint",
+    summary="Latest signed tree head",
+    description="A C2SP tlog-checkpoint signed note: origin `migex/<party>`, size, base64 root, signature.",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {"example": "migex/KZ:MIA\n12\nAbC...=\n\n— migex/KZ:MIA ...\n"}
+            }
+        },
+        **_AUTH,
+    },
+)
+async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
+    await _record(node, who, "checkpoint")
+
+    def latest() -> str | None:
+        with node.engines.reader.connect() as conn:
+            row = conn.execute(
+                select(checkpoints.c.note)
+                .order_by(checkpoints.c.size.desc(), checkpoints.c.pk.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else str(row.note)
+
+    note = await run_in_threadpool(latest)
+    if note is None:
+        raise Problem(
+            "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}
+        )
+    return PlainTextResponse(note)
+
+
+@router.get("/entries", summary="A page of entries [start, end)", responses=_AUTH)
+async def get_entries(
+    node: NodeDep,
+    who: AuditorDep,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    await _record(node, who, "entries", start=start, end=end)
+    size = await run_in_threadpool(_size, node)
+    if not start < end <= size:
+        raise Problem("invalid-parameters", f"need 0 <= start < end <= {size} (the tree size)")
+    stop = min(end, start + node.config.audit.page_size)
+
+    def read() -> list[dict[str, Any]]:
+        with node.engines.reader.connect() as conn:
+            return queries.page(conn, start, stop)
+
+    return {"entries": await run_in_threadpool(read)}
+
+
+@router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof", responses=_AUTH)
+async def get_inclusion(
+    node: NodeDep,
+    who: AuditorDep,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    await _record(node, who, "proofs/inclusion", index=index, size=size)
+
+    def prove() -> list[bytes]:
+        with node.engines.reader.connect() as conn:
+            current = store.read_head(conn).size
+            if not index < size <= current:
+                raise Problem(
+                    "invalid-parameters", f"need 0 <= index < size <= {current} (the tree size)"
+                )
+            return store.inclusion_proof(conn, index, size)
+
+    hashes = await run_in_threadpool(prove)
+    return {"index": index, "size": size, "hashes": [b64_encode(h) for h in hashes]}
+
+
+@router.get("/proofs/consistency", summary="RFC 9162 consistency proof", responses=_AUTH)
+async def get_consistency(
+    node: NodeDep,
+    who: AuditorDep,
+    from_: Annotated[int, Query(alias="from", ge=1)],
+    to: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    await _record(node, who, "proofs/consistency", **{"from": from_, "to": to})
+
+    def prove() -> list[bytes]:
+        with node.engines.reader.connect() as conn:
+            current = store.read_head(conn).size
+            if not from_ <= to <= current:
+                raise Problem(
+                    "invalid-parameters", f"need 1 <= from <= to <= {current} (the tree size)"
+                )
+            return store.consistency_proof(conn, from_, to)
+
+    hashes = await run_in_threadpool(prove)
+    return {"from": from_, "to": to, "hashes": [b64_encode(h) for h in hashes]}
+
+
+@router.get(
+    "/search",
+    summary="Search entries, newest first",
+    description="Filters combine with AND. `since`/`until` are Unix seconds. Pass `next_cursor` as `cursor` for older entries.",
+    responses=_AUTH,
+)
+async def search(
+    node: NodeDep,
+    who: AuditorDep,
+    party: Annotated[str | None, Query(max_length=40)] = None,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Annotated[str | None, Query(max_length=32)] = None,
+    event: Annotated[str | None, Query(max_length=40)] = None,
+    message_id: Annotated[str | None, Query(max_length=36)] = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    flt = queries.SearchFilter(party, type, outcome, event, message_id, since, until)
+    await _record(
+        node,
+        who,
+        "search",
+        party=party,
+        type=type,
+        outcome=outcome,
+        event=event,
+        message_id=message_id,
+        since=since,
+        until=until,
+        cursor=cursor,
+    )
+
+    def run() -> tuple[list[dict[str, Any]], int | None]:
+        with node.engines.reader.connect() as conn:
+            return queries.search(conn, flt, limit=limit, before=cursor)
+
+    items, next_cursor = await run_in_threadpool(run)
+    return {"entries": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/export",
+    summary="Export entries [start, end) as JSON Lines",
+    description="Streams one entry a line in the format `migex audit verify` reads; `end` defaults to the tree size.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}}, **_AUTH},
+)
+async def export(
+    node: NodeDep,
+    who: AuditorDep,
+    start: Annotated[int, Query(ge=0)] = 0,
+    end: Annotated[int | None, Query(ge=1)] = None,
+) -> StreamingResponse:
+    await _record(node, who, "export", start=start, end=end)
+    size = await run_in_threadpool(_size, node)
+    stop = size if end is None else end
+    if not start <= stop <= size:
+        raise Problem("invalid-parameters", f"need 0 <= start <= end <= {size} (the tree size)")
+    return StreamingResponse(
+        queries.export_lines(node.engines.reader, start, stop), media_type="application/jsonl"
+    )

@@ -1,0 +1,53 @@
+"""Dependencies: the running node and the caller's credentials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.partners.tokens import Principal
+from service.protocol.problems import Problem
+from service.runtime import Node
+
+
+def get_node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+NodeDep = Annotated[Node, Depends(get_node)]
+
+
+def _principal(request: Request, node: Node) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            "unauthorized",
+            "send a bearer token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": 'Bearer realm="migex"'},
+        )
+    principal = node.tokens.authenticate(token.strip())
+    if principal is None:
+        raise Problem(
+            "unauthorized",
+            "the bearer token is not valid",
+            headers={"WWW-Authenticate": 'Bearer realm="migex", error="invalid_token"'},
+        )
+    return principal
+
+
+def _require(role: str) -> object:
+    def dependency(request: Request, node: NodeDep) -> Principal:
+        principal = _principal(request, node)
+        if principal.role != role:
+            raise Problem("insufficient-role", f"this endpoint needs the {role} role")
+        return principal
+
+    return Depends(dependency)
+
+
+AuditorDep = Annotated[Principal, _require("auditor")]
+OperatorDep = Annotated[Principal, _require("operator")]
+ClientDep = Annotated[Principal, _require("client")]

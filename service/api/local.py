@@ -1,0 +1,213 @@
+"""The local API for the agency's own systems (client role) and for operators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import ClientDep, NodeDep, OperatorDep
+from service.api.openapi import problems
+from service.db.groupcommit import AuditOnly
+from service.db.tables import messages, outbox
+from service.exchange import inbox
+from service.exchange.outbound import OutboundRequest, QueueUnit, prepare, refusal_event
+from service.protocol.envelope import PARTY_RE
+from service.protocol.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["local"])
+
+UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class OutboundIn(BaseModel):
+    """A record to sign and deliver to a partner."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "to": "UZ:MIA",
+                "type": "statistics.migration-flows",
+                "agreement": "kz-uz-2019",
+                "purpose": "statistics",
+                "body": {
+                    "...": "the body, valid against schemas/statistics.migration-flows.schema.json"
+                },
+            }
+        },
+    )
+
+    to: str = Field(pattern=PARTY_RE)
+    type: str = Field(min_length=1, max_length=64)
+    agreement: str = Field(min_length=1, max_length=64)
+    purpose: str = Field(min_length=1, max_length=64)
+    body: dict[str, Any]
+    reply_to: str | None = Field(default=None, pattern=UUID_RE)
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+    status_url: str
+    audit_index: int
+    removed_fields: list[str]
+
+
+@router.post(
+    "/outbox",
+    summary="Sign and queue a message to a partner",
+    status_code=202,
+    response_model=Accepted,
+    responses=problems(401, 403, 422, 503),
+)
+async def submit(item: OutboundIn, node: NodeDep, who: ClientDep, response: Response) -> Accepted:
+    req = OutboundRequest(
+        item.to, item.type, item.agreement, item.purpose, item.body, item.reply_to
+    )
+    now = node.clock()
+    try:
+        prepared = await run_in_threadpool(
+            prepare,
+            req,
+            node=node.party,
+            registry=node.registry,
+            key=node.signing_key,
+            now=now,
+            max_observations=node.config.limits.max_observations,
+        )
+    except Problem as problem:
+        await node.committer.run(AuditOnly([refusal_event(req, node.party, problem)]))
+        raise
+    queued = await node.committer.run(QueueUnit(req, prepared))
+    if node.delivery is not None:
+        node.delivery.wake()
+    url = f"/v1/outbox/{queued.message_id}"
+    response.headers["Location"] = url
+    return Accepted(
+        id=queued.message_id,
+        status="queued",
+        status_url=url,
+        audit_index=queued.audit_index,
+        removed_fields=queued.removed,
+    )
+
+
+@router.get(
+    "/outbox/{message_id}",
+    summary="Status of an outbound message: attempts, the partner's receipt, replies",
+    responses=problems(401, 403, 404),
+)
+async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        with node.engines.reader.connect() as conn:
+            return inbox.outbound_status(conn, node.party, message_id)
+
+    return await run_in_threadpool(read)
+
+
+@router.get(
+    "/inbox", summary="Accepted inbound messages, oldest first", responses=problems(401, 403, 422)
+)
+async def read_inbox(
+    node: NodeDep,
+    who: ClientDep,
+    type: Annotated[str | None, Query(max_length=64)] = None,
+    unacked: bool = False,
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    def read() -> tuple[list[dict[str, Any]], int | None]:
+        with node.engines.reader.connect() as conn:
+            return inbox.inbox_page(conn, msg_type=type, unacked=unacked, after=cursor, limit=limit)
+
+    items, next_cursor = await run_in_threadpool(read)
+    return {"messages": items, "next_cursor": next_cursor}
+
+
+@router.post(
+    "/inbox/{sender}/{message_id}/ack",
+    summary="Acknowledge an inbound message",
+    responses=problems(401, 403, 404),
+)
+async def acknowledge(
+    sender: str, message_id: str, node: NodeDep, who: ClientDep
+) -> dict[str, Any]:
+    changed = await node.committer.run(inbox.AckUnit(sender, message_id, who.name))
+    return {"id": message_id, "from": sender, "acked": True, "changed": changed}
+
+
+@router.get(
+    "/operator/outbox",
+    summary="Outbound messages by delivery state (operators)",
+    responses=problems(401, 403, 422),
+)
+async def operator_outbox(
+    node: NodeDep,
+    who: OperatorDep,
+    state: Annotated[str, Query(pattern="^(pending|delivered|failed)$")] = "failed",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    def read() -> list[dict[str, Any]]:
+        m = messages.c
+        o = outbox.c
+        with node.engines.reader.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(
+                        m.message_id,
+                        m.recipient,
+                        m.type,
+                        m.status,
+                        o.attempts,
+                        o.last_error,
+                        o.created_at,
+                        o.next_attempt_at,
+                    )
+                    .join(outbox, o.message_pk == m.pk)
+                    .where(o.state == state)
+                    .order_by(o.created_at)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
+
+    return {"state": state, "messages": await run_in_threadpool(read)}
+
+
+@router.post(
+    "/operator/outbox/{message_id}/retry",
+    summary="Queue a failed message for delivery again (operators)",
+    responses=problems(401, 403, 404),
+)
+async def operator_retry(message_id: str, node: NodeDep, who: OperatorDep) -> dict[str, Any]:
+    def requeue() -> int:
+        m = messages.c
+        with node.engines.writer.begin() as conn:
+            pk = conn.execute(
+                select(m.pk).where(
+                    m.direction == "out", m.sender == node.party, m.message_id == message_id
+                )
+            ).scalar_one_or_none()
+            if pk is None:
+                raise Problem("not-found", f"no outbound message {message_id}")
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.message_pk == pk, outbox.c.state == "failed")
+                .values(state="pending", attempts=0, next_attempt_at=node.clock(), lease_until=None)
+            )
+            if result.rowcount:
+                conn.execute(update(messages).where(m.pk == pk).values(status="queued"))
+            return int(result.rowcount)
+
+    changed = await run_in_threadpool(requeue)
+    if changed == 0:
+        raise Problem("invalid-parameters", f"message {message_id} is not in the failed state")
+    if node.delivery is not None:
+        node.delivery.wake()
+    return {"id": message_id, "status": "queued"}

@@ -1,0 +1,116 @@
+"""POST /v1/messages: receive a signed message from a partner node."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import NodeDep
+from service.api.openapi import problems
+from service.db.groupcommit import AuditOnly
+from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
+from service.protocol.problems import Problem
+
+router = APIRouter(tags=["exchange"])
+
+JOSE = "application/jose"
+_INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
+
+
+async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
+    """Read the body, refusing it as soon as it passes `limit` (never buffering more).
+
+    A sender that does not finish within `timeout` seconds is cut off with 408, so a
+    slow or half-sent request holds no resources for long.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise Problem(
+            "request-timeout", f"the body was not received within {timeout:g} s"
+        ) from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise Problem("too-large", f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_jose(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == JOSE
+
+
+@router.post(
+    "/v1/messages",
+    summary="Receive a signed message",
+    description=(
+        "A JWS in compact serialization (PROTOCOL.md section 3) with "
+        "`Content-Type: application/jose`. Answers 201 with a signed receipt, 200 with the "
+        "original receipt for a re-delivery of the same bytes, or a problem document."
+    ),
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JOSE: {
+                    "schema": {
+                        "type": "string",
+                        "pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+                    },
+                    "example": "eyJhbGciOiJFZDI1NTE5Iiwia2lkIjoiVVo6TUlBIzIwMjYtMDEiLCJ0eXAiOiJtaWdleCtqd3MifQ.eyJ2IjoxfQ.c2ln",
+                }
+            },
+        }
+    },
+    responses={
+        201: {
+            "description": "Accepted: the signed receipt",
+            "content": {JOSE: {"schema": {"type": "string"}}},
+        },
+        200: {
+            "description": "Already received: the original receipt",
+            "content": {JOSE: {"schema": {"type": "string"}}},
+        },
+        **problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def receive_message(request: Request, node: NodeDep) -> Response:
+    limit = node.config.limits.max_message_bytes
+    try:
+        raw = await read_limited(request, limit, node.config.limits.request_timeout_seconds)
+        if not _is_jose(request.headers.get("content-type")):
+            raise Problem("unsupported-media-type", f"send the JWS as {JOSE}")
+    except Problem as problem:
+        facts = Facts(digest=None)
+        await node.committer.run(AuditOnly([facts.refusal(problem)]))
+        raise
+    now = node.clock()
+    try:
+        if len(raw) > _INLINE_LIMIT:
+            checked = await run_in_threadpool(check_inbound, node.policy, raw, now)
+        else:
+            checked = check_inbound(node.policy, raw, now)
+    except Refused as refused:
+        await node.committer.run(AuditOnly([refused.facts.refusal(refused.problem)]))
+        raise refused.problem from None
+    stored = await node.committer.run(AcceptUnit(checked, node.signer))
+    return Response(
+        content=stored.receipt,
+        status_code=201 if stored.created else 200,
+        media_type=JOSE,
+    )

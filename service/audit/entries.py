@@ -1,0 +1,87 @@
+"""Audit events and the JSON entry that becomes a leaf of the log.
+
+An entry never holds personal data: parties, message ids, types, agreement,
+purpose, outcome, rule, the SHA-256 digest of the message bytes, and a small
+`detail` object of non-personal facts (field paths removed, HTTP status, counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.clock import rfc3339
+
+# Stable event names (documented in docs/auditors.md).
+MESSAGE_ACCEPTED = "message.accepted"
+MESSAGE_REFUSED = "message.refused"
+MESSAGE_REDELIVERED = "message.redelivered"
+MESSAGE_QUEUED = "message.queued"
+SEND_REFUSED = "message.send-refused"
+DELIVERY_ATTEMPT = "delivery.attempt"
+RECEIPT_RECEIVED = "receipt.received"
+CONFIG_LOADED = "config.loaded"
+CONFIG_CHANGED = "config.changed"
+AUDIT_QUERY = "audit.query"
+RETENTION_PURGE = "retention.purge"
+INBOX_ACK = "inbox.ack"
+
+ENTRY_MEMBERS = (
+    "index",
+    "time",
+    "node",
+    "event",
+    "outcome",
+    "party",
+    "from",
+    "to",
+    "message_id",
+    "type",
+    "agreement",
+    "purpose",
+    "code",
+    "rule",
+    "digest",
+    "detail",
+)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened; the log adds index, time and node."""
+
+    event: str
+    outcome: str
+    party: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    message_id: str | None = None
+    type: str | None = None
+    agreement: str | None = None
+    purpose: str | None = None
+    code: str | None = None
+    rule: str | None = None
+    digest: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def entry_dict(event: AuditEvent, *, index: int, time: float, node: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "time": rfc3339(time),
+        "node": node,
+        "event": event.event,
+        "outcome": event.outcome,
+        "party": event.party,
+        "from": event.sender,
+        "to": event.recipient,
+        "message_id": event.message_id,
+        "type": event.type,
+        "agreement": event.agreement,
+        "purpose": event.purpose,
+        "code": event.code,
+        "rule": event.rule,
+        "digest": event.digest,
+        "detail": dict(event.detail),
+    }

@@ -1,0 +1,165 @@
+"""The audit log in the database: appends inside the writer's transaction, reads for proofs.
+
+Every append happens while the caller holds the audit head row lock (see
+`service.db.groupcommit`), so indices are dense and gapless across processes. Interior
+hashes are stored as perfect subtrees (level, k); any root or proof at any size reads
+O(log n) of them in one query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_, update
+
+from service.audit import merkle
+from service.audit.entries import AuditEvent, entry_dict
+from service.db.tables import audit_entries, audit_head, audit_nodes
+from service.protocol.canonical import canonicalize
+
+HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+    checkpoint_size: int
+    checkpoint_at: float
+
+
+def read_head(conn: Connection, *, for_update: bool = False) -> TreeHead:
+    query = select(
+        audit_head.c.size,
+        audit_head.c.root,
+        audit_head.c.checkpoint_size,
+        audit_head.c.checkpoint_at,
+    ).where(audit_head.c.id == HEAD_ID)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return TreeHead(
+        int(row.size), bytes(row.root), int(row.checkpoint_size), float(row.checkpoint_at)
+    )
+
+
+def fetch_nodes(conn: Connection, ids: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+    wanted = sorted(set(ids))
+    found: dict[merkle.NodeId, bytes] = {}
+    # Chunk to stay well inside parameter limits.
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        rows = conn.execute(
+            select(audit_nodes.c.level, audit_nodes.c.k, audit_nodes.c.hash).where(
+                tuple_(audit_nodes.c.level, audit_nodes.c.k).in_(chunk)
+            )
+        )
+        for row in rows:
+            found[(int(row.level), int(row.k))] = bytes(row.hash)
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise LookupError(f"audit tree nodes missing: {missing[:4]}")
+    return found
+
+
+def frontier(conn: Connection, size: int) -> list[bytes]:
+    ids = merkle.root_nodes(size)
+    nodes = fetch_nodes(conn, ids)
+    return [nodes[n] for n in ids]
+
+
+def root_at(conn: Connection, size: int) -> bytes:
+    return merkle.root_from_nodes(size, fetch_nodes(conn, merkle.root_nodes(size)))
+
+
+def inclusion_proof(conn: Connection, index: int, size: int) -> list[bytes]:
+    return merkle.inclusion_proof(
+        index, size, fetch_nodes(conn, merkle.inclusion_nodes(index, size))
+    )
+
+
+def consistency_proof(conn: Connection, old: int, new: int) -> list[bytes]:
+    return merkle.consistency_proof(old, new, fetch_nodes(conn, merkle.consistency_nodes(old, new)))
+
+
+@dataclass
+class Appender:
+    """Assigns indices and builds leaves for one batch; `flush` writes them.
+
+    `mark`/`reset` let the writer undo the entries of one unit whose savepoint rolled
+    back, without touching the others in the batch.
+    """
+
+    node: str
+    start: int
+    start_frontier: Sequence[bytes]
+    now: float
+    _range: merkle.CompactRange = field(init=False)
+    _entries: list[dict[str, Any]] = field(default_factory=list)
+    _leaves: list[bytes] = field(default_factory=list)
+    _nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    _node_marks: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._range = merkle.CompactRange.from_frontier(self.start, self.start_frontier)
+
+    @property
+    def size(self) -> int:
+        return self.start + len(self._entries)
+
+    def append(self, event: AuditEvent) -> int:
+        index = self.size
+        entry = entry_dict(event, index=index, time=self.now, node=self.node)
+        leaf_data = canonicalize(entry)
+        leaf = merkle.leaf_hash(leaf_data)
+        self._node_marks.append(len(self._nodes))
+        self._nodes.extend(self._range.append_collect(leaf))
+        self._leaves.append(leaf)
+        self._entries.append(
+            {
+                "idx": index,
+                "time": self.now,
+                "event": event.event,
+                "party": event.party,
+                "message_id": event.message_id,
+                "type": event.type,
+                "outcome": event.outcome,
+                "leaf_data": leaf_data,
+            }
+        )
+        return index
+
+    def mark(self) -> int:
+        return len(self._entries)
+
+    def reset(self, mark: int) -> None:
+        if mark == len(self._entries):
+            return
+        del self._nodes[self._node_marks[mark] :]
+        del self._node_marks[mark:]
+        del self._entries[mark:]
+        del self._leaves[mark:]
+        self._range = merkle.CompactRange.from_frontier(self.start, self.start_frontier)
+        for leaf in self._leaves:
+            self._range.append_collect(leaf)
+
+    def root(self) -> bytes:
+        return self._range.root()
+
+    def frontier(self) -> list[bytes]:
+        return list(self._range.frontier())
+
+    def flush(self, conn: Connection) -> None:
+        if not self._entries:
+            return
+        conn.execute(audit_entries.insert(), self._entries)
+        conn.execute(
+            audit_nodes.insert(), [{"level": lv, "k": k, "hash": h} for lv, k, h in self._nodes]
+        )
+        conn.execute(
+            update(audit_head)
+            .where(audit_head.c.id == HEAD_ID)
+            .values(size=self.size, root=self.root())
+        )

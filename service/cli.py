@@ -1,0 +1,305 @@
+"""The `migex` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+app = typer.Typer(
+    help="migex: exchange node for cross-border migration data.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log: key, export, offline verification.", no_args_is_help=True
+)
+schemas_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Bearer tokens for auditors, operators and clients.", no_args_is_help=True
+)
+for sub, name in (
+    (keys_app, "keys"),
+    (config_app, "config"),
+    (db_app, "db"),
+    (audit_app, "audit"),
+    (schemas_app, "schemas"),
+    (tokens_app, "tokens"),
+):
+    app.add_typer(sub, name=name)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="MIGEX_CONFIG", help="The node's YAML configuration."),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+# -- serve ----------------------------------------------------------------------
+@app.command()
+def serve(
+    config: ConfigOpt,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from the file).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from the file).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run migrations, then serve the node (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    from service.config import ConfigError, load_config
+    from service.db import migrate
+    from service.db.engine import create_engines
+    from service.logs import log_config
+
+    try:
+        cfg = load_config(config)
+    except (ConfigError, OSError) as exc:
+        raise _fail(f"configuration refused:\n{exc}") from None
+    engines = create_engines(cfg.database_url)
+    try:
+        migrate.upgrade(engines.writer)
+    finally:
+        engines.dispose()
+    os.environ["MIGEX_CONFIG"] = str(config.resolve())
+    bind_host = host or cfg.listen.host
+    bind_port = port if port is not None else cfg.listen.port
+    typer.echo(f"migex {cfg.node.party} listening on http://{bind_host}:{bind_port}", err=True)
+    uvicorn.run(
+        "service.main:app_from_env",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=log_config(),
+        access_log=False,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+# -- keys -----------------------------------------------------------------------
+@keys_app.command("generate")
+def keys_generate(
+    kid: Annotated[str, typer.Option(help='Key id, "<party>#<label>", e.g. KZ:MIA#2026-01.')],
+    out: Annotated[
+        Path, typer.Option(help="Where to write the private key (PKCS#8 PEM, mode 0600).")
+    ],
+    kind: Annotated[str, typer.Option(help="ed25519 or p256.")] = "ed25519",
+    jwk_out: Annotated[Path | None, typer.Option(help="Also write the public JWK here.")] = None,
+) -> None:
+    """Generate a signing key; print its public JWK."""
+    from service.protocol.keys import SigningKey, generate_private_key, write_private_key
+
+    if kind not in ("ed25519", "p256"):
+        raise _fail("--kind must be ed25519 or p256")
+    key_kind: Literal["ed25519", "p256"] = "ed25519" if kind == "ed25519" else "p256"
+    private = generate_private_key(key_kind)
+    try:
+        write_private_key(out, private)
+    except FileExistsError:
+        raise _fail(f"{out} exists; refusing to overwrite a key") from None
+    jwk = SigningKey(kid, private).public().jwk()
+    text = json.dumps(jwk, indent=2) + "\n"
+    if jwk_out is not None:
+        jwk_out.parent.mkdir(parents=True, exist_ok=True)
+        jwk_out.write_text(text)
+    typer.echo(text, nl=False)
+
+
+@keys_app.command("jwks")
+def keys_jwks(config: ConfigOpt) -> None:
+    """Print the JWK Set this node publishes."""
+    from service.config import load_config
+    from service.protocol.keys import jwks, load_signing_key
+
+    cfg = load_config(config)
+    published = cfg.node.published_kids or [k.kid for k in cfg.node.signing_keys]
+    files = {k.kid: Path(k.file) for k in cfg.node.signing_keys}
+    typer.echo(
+        json.dumps(jwks(load_signing_key(files[kid], kid).public() for kid in published), indent=2)
+    )
+
+
+# -- config ---------------------------------------------------------------------
+@config_app.command("check")
+def config_check(
+    paths: Annotated[list[Path], typer.Argument(help="Configuration files to check.")],
+    no_key_files: Annotated[
+        bool,
+        typer.Option(
+            "--no-key-files", help="Do not open private key files (e.g. before secrets exist)."
+        ),
+    ] = False,
+) -> None:
+    """Validate configuration files; print every problem with its line."""
+    from service.config import ConfigError, load_config
+
+    failed = False
+    for path in paths:
+        try:
+            cfg = load_config(path, check_key_files=not no_key_files)
+        except ConfigError as exc:
+            failed = True
+            typer.echo(f"{path}: refused\n{exc}", err=True)
+        except OSError as exc:
+            failed = True
+            typer.echo(f"{path}: cannot read: {exc.strerror}", err=True)
+        else:
+            typer.echo(f"{path}: ok ({cfg.node.party}, {len(cfg.partners)} partners)")
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- db -------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt) -> None:
+    """Apply database migrations up to the current schema."""
+    from service.config import load_config
+    from service.db import migrate
+    from service.db.engine import create_engines
+
+    cfg = load_config(config, check_key_files=False)
+    engines = create_engines(cfg.database_url)
+    try:
+        migrate.upgrade(engines.writer)
+        typer.echo(f"database at revision {migrate.current_revision(engines.writer)}")
+    finally:
+        engines.dispose()
+
+
+# -- schemas --------------------------------------------------------------------
+@schemas_app.command("generate")
+def schemas_generate(directory: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:
+    """Write the JSON Schemas and examples generated from the record models."""
+    from service.records import schemas
+
+    for written in schemas.write(directory):
+        typer.echo(str(written))
+
+
+@schemas_app.command("check")
+def schemas_check(directory: Annotated[Path, typer.Argument()] = Path("schemas")) -> None:
+    """Fail if the published schemas differ from the models."""
+    from service.records import schemas
+
+    drifted = schemas.check(directory)
+    if drifted:
+        raise _fail("schemas drifted from the models: " + ", ".join(drifted))
+    typer.echo("schemas match the models")
+
+
+# -- tokens ---------------------------------------------------------------------
+@tokens_app.command("new")
+def tokens_new(
+    name: Annotated[str, typer.Option(help="Who holds the token.")],
+    role: Annotated[str, typer.Option(help="auditor, operator or client.")],
+) -> None:
+    """Create a token: print it once, and the YAML line holding its hash."""
+    from service.partners.tokens import hash_token, new_token
+
+    if role not in ("auditor", "operator", "client"):
+        raise _fail("--role must be auditor, operator or client")
+    token = new_token()
+    typer.echo(f"token (give to {name}, shown once): {token}")
+    typer.echo(f'tokens entry: {{name: "{name}", role: {role}, sha256: "{hash_token(token)}"}}')
+
+
+# -- audit ----------------------------------------------------------------------
+@audit_app.command("key")
+def audit_key(config: ConfigOpt) -> None:
+    """Print the checkpoint verifier key (C2SP note format)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.audit.note import verifier_key
+    from service.config import load_config
+    from service.protocol.keys import load_signing_key
+
+    cfg = load_config(config)
+    files = {k.kid: Path(k.file) for k in cfg.node.signing_keys}
+    key = load_signing_key(files[cfg.node.audit_kid], cfg.node.audit_kid)
+    if not isinstance(key.private, Ed25519PrivateKey):
+        raise _fail("the audit key must be Ed25519")
+    typer.echo(verifier_key(f"migex/{cfg.node.party}", key.private.public_key()))
+
+
+@audit_app.command("export")
+def audit_export(
+    config: ConfigOpt,
+    start: Annotated[int, typer.Option(min=0)] = 0,
+    end: Annotated[int | None, typer.Option(min=0, help="Default: the tree size.")] = None,
+) -> None:
+    """Write entries [start, end) as JSON Lines to standard output, from the database."""
+    from service.audit import queries, store
+    from service.config import load_config
+    from service.db.engine import create_engines
+
+    cfg = load_config(config, check_key_files=False)
+    engines = create_engines(cfg.database_url)
+    try:
+        with engines.reader.connect() as conn:
+            size = store.read_head(conn).size
+        out = sys.stdout.buffer
+        for line in queries.export_lines(
+            engines.reader, start, size if end is None else min(end, size)
+        ):
+            out.write(line)
+        out.flush()
+    finally:
+        engines.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[Path, typer.Option(help="JSON Lines export of the log from index 0.")],
+    checkpoint: Annotated[Path, typer.Option(help="A signed checkpoint note.")],
+    key: Annotated[str, typer.Option(help="Verifier key <name>+<hex id>+<base64>, or @file.")],
+) -> None:
+    """Recompute the tree from an export and check it against a signed checkpoint."""
+    from service.audit.offline import verify_export
+
+    vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
+    with export.open("rb") as lines:
+        report = verify_export(lines, checkpoint.read_text(), vkey)
+    if report.ok:
+        typer.echo(f"ok: {report.entries} entries; root matches the signed checkpoint")
+        return
+    where = f" at entry {report.first_bad_index}" if report.first_bad_index is not None else ""
+    raise _fail(f"FAILED{where}: {report.reason}")
+
+
+@audit_app.command("prove")
+def audit_prove(
+    url: Annotated[str, typer.Option(help="The node's base URL.")],
+    message_id: Annotated[str, typer.Option(help="The message id to prove.")],
+    checkpoint: Annotated[Path, typer.Option(help="A signed checkpoint note of that node.")],
+    key: Annotated[str, typer.Option(help="Verifier key, or @file.")],
+    token: Annotated[str, typer.Option(envvar="MIGEX_TOKEN", help="Auditor bearer token.")],
+) -> None:
+    """Fetch a message's audit entries and prove each is included under a checkpoint."""
+    from service.audit.proving import prove_message
+
+    vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
+    try:
+        lines = prove_message(url, token, message_id, checkpoint.read_text(), vkey)
+    except ValueError as exc:
+        raise _fail(f"FAILED: {exc}") from None
+    for line in lines:
+        typer.echo(line)
+
+
+def main() -> None:  # pragma: no cover
+    app()

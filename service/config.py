@@ -1,0 +1,391 @@
+"""The node's configuration: the operator's YAML file, validated once at start.
+
+`load_config` parses the file keeping line numbers, validates its shape with the
+models below, resolves file paths, reads pinned partner keys, and cross-checks the
+whole (agreements against rules, key ownership, overlapping rules, key files). Every
+problem found is reported, each with the line to edit:
+
+    kz.yaml:57: partners[0].rules[1].agreements[0]: unknown agreement 'kz-uz-2091'
+
+Environment: MIGEX_CONFIG names the file (`Settings`); MIGEX_DATABASE_URL replaces
+`database_url`; MIGEX_PUBLIC_KEYS_DIR replaces the directory of every partner
+`jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file and
+of the identifier salt file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.partners.agreements import country_of
+from service.partners.configtypes import (
+    Algs,
+    Countries,
+    Endpoint,
+    FieldPaths,
+    FilePath,
+    Ident,
+    Idents,
+    IsoDate,
+    Kid,
+    Kids,
+    Lax,
+    MessageTypes,
+    Party,
+    Purposes,
+    Seconds,
+    Sha256Hex,
+    Text,
+    TokenName,
+)
+from service.partners.crosscheck import Finding, check_config
+from service.partners.keyfiles import check_key_files as check_node_key_files
+from service.partners.keyfiles import read_jwk_files
+from service.partners.rules import Direction
+from service.partners.tokens import Role
+from service.partners.yamlsource import (
+    Loc,
+    YamlDocument,
+    YamlSourceError,
+    parse_yaml,
+    render_loc,
+)
+
+__all__ = [
+    "AgreementConfig",
+    "AuditConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "DeliveryConfig",
+    "LimitsConfig",
+    "ListenConfig",
+    "NodeConfig",
+    "NodeSection",
+    "PartnerConfig",
+    "PartnerKeyConfig",
+    "RateLimitConfig",
+    "RetentionConfig",
+    "RuleConfig",
+    "Settings",
+    "SigningKeyConfig",
+    "TokenConfig",
+    "load_config",
+    "render_sample_config",
+]
+
+ENV_DATABASE_URL = "MIGEX_DATABASE_URL"
+ENV_PUBLIC_KEYS_DIR = "MIGEX_PUBLIC_KEYS_DIR"
+ENV_SECRETS_DIR = "MIGEX_SECRETS_DIR"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+SAMPLE_TEMPLATE = "node.yaml.tmpl"
+
+_TYPE_MESSAGES = {
+    "missing": "required field is missing",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SigningKeyConfig(_Section):
+    kid: Kid
+    file: FilePath
+
+
+class NodeSection(_Section):
+    party: Party
+    name: Text
+    signing_keys: Annotated[tuple[SigningKeyConfig, ...], Lax, Field(min_length=1)]
+    active_kid: Kid
+    audit_kid: Kid
+    published_kids: Kids | None = None
+
+    @property
+    def country(self) -> str:
+        return country_of(self.party)
+
+
+class ListenConfig(_Section):
+    host: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+
+class LimitsConfig(_Section):
+    max_message_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 1_048_576
+    clock_skew_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
+    max_json_depth: Annotated[int, Field(ge=2, le=1000)] = 32
+    max_json_members: Annotated[int, Field(ge=1)] = 2_000_000
+    max_observations: Annotated[int, Field(ge=1)] = 100_000
+    request_timeout_seconds: Seconds = 30.0
+
+
+class AuditConfig(_Section):
+    checkpoint_interval_seconds: Annotated[float, Field(ge=0, le=86400)] = 1.0
+    page_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    identifier_salt_file: FilePath | None = None
+
+
+class DeliveryConfig(_Section):
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 8
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    backoff_initial_seconds: Seconds = 1.0
+    backoff_max_seconds: Seconds = 600.0
+    timeout_seconds: Seconds = 10.0
+    lease_seconds: Seconds = 60.0
+
+
+class RetentionConfig(_Section):
+    message_body_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    purge_interval_seconds: Seconds = 3600.0
+
+
+class CoverConfig(_Section):
+    types: MessageTypes
+    purposes: Purposes
+
+
+class AgreementConfig(_Section):
+    id: Ident
+    title: Text
+    parties: Countries
+    signed: IsoDate
+    in_force: IsoDate | None
+    ends: IsoDate | None = None
+    covers: Annotated[tuple[CoverConfig, ...], Lax, Field(min_length=1)]
+
+
+class RateLimitConfig(_Section):
+    per_second: Annotated[float, Field(gt=0, le=1_000_000)] = 10.0
+    burst: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+
+
+class PartnerKeyConfig(_Section):
+    kid: Kid
+    jwk: dict[str, Any] | None = None
+    jwk_file: FilePath | None = None
+    algs: Algs | None = None
+    revoked: bool = False
+    revoked_at: IsoDate | None = None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked or self.revoked_at is not None
+
+
+class RuleConfig(_Section):
+    id: Ident
+    direction: Direction
+    types: MessageTypes
+    agreements: Idents
+    purposes: Purposes
+    fields: FieldPaths | None = None
+
+
+class PartnerConfig(_Section):
+    party: Party
+    name: Text
+    endpoint: Endpoint
+    keys: Annotated[tuple[PartnerKeyConfig, ...], Lax, Field(min_length=1)]
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    rules: Annotated[tuple[RuleConfig, ...], Lax] = ()
+
+
+class TokenConfig(_Section):
+    name: TokenName
+    role: Role
+    sha256: Sha256Hex
+
+
+class NodeConfig(_Section):
+    """The validated configuration file. Paths are absolute once `load_config` returns."""
+
+    node: NodeSection
+    database_url: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    listen: ListenConfig = ListenConfig()
+    limits: LimitsConfig = LimitsConfig()
+    audit: AuditConfig = AuditConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    retention: RetentionConfig = RetentionConfig()
+    agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
+    partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
+    tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()
+
+    @property
+    def party(self) -> str:
+        return self.node.party
+
+    @property
+    def country(self) -> str:
+        return self.node.country
+
+    @property
+    def effective_published_kids(self) -> tuple[str, ...]:
+        """The kids published at /.well-known/jwks.json: `published_kids`, else all."""
+        if self.node.published_kids is not None:
+            return self.node.published_kids
+        return tuple(k.kid for k in self.node.signing_keys)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a configuration file, at a line and a path into the document."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration was refused; `str()` lists every problem, one per line."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(sorted(problems, key=lambda p: p.line or 0))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class Settings(BaseSettings):
+    """Process settings from the environment: where the configuration file is."""
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    config_path: Path = Field(validation_alias="MIGEX_CONFIG")
+
+    def load(self, *, check_key_files: bool = True) -> NodeConfig:
+        return load_config(self.config_path, check_key_files=check_key_files)
+
+
+def load_config(
+    path: Path, *, env: Mapping[str, str] | None = None, check_key_files: bool = True
+) -> NodeConfig:
+    """Load, validate and cross-check a configuration file; raises ConfigError."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    name = str(path)
+    doc = _parse(path, name)
+    data = doc.data
+    override = environ.get(ENV_DATABASE_URL)
+    if override and isinstance(data, dict):
+        data = {**data, "database_url": override}
+    try:
+        cfg = NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(name, doc, _validation_findings(exc))) from None
+    cfg = _resolve_paths(cfg, path.absolute().parent, environ)
+    cfg, findings = read_jwk_files(cfg)
+    findings.extend(check_config(cfg))
+    if check_key_files:
+        findings.extend(check_node_key_files(cfg))
+    if findings:
+        raise ConfigError(_problems(name, doc, findings))
+    return cfg
+
+
+def render_sample_config(
+    *, signing_key_file: Path, database_url: str, partner_jwk_file: Path
+) -> str:
+    """The single-node sample configuration (a KZ:MIA node and one partner), filled in."""
+    text = resources.files("service").joinpath("sample", SAMPLE_TEMPLATE).read_text("utf-8")
+    return Template(text).substitute(
+        signing_key_file=json.dumps(str(signing_key_file)),
+        database_url=json.dumps(database_url),
+        partner_jwk_file=json.dumps(str(partner_jwk_file)),
+    )
+
+
+def _parse(path: Path, name: str) -> YamlDocument:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(name, None, "", "file is larger than 16 MiB")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(name, None, "", f"not UTF-8: {exc.reason}")]) from None
+    try:
+        return parse_yaml(text)
+    except YamlSourceError as exc:
+        raise ConfigError(ConfigProblem(name, i.line, "", i.message) for i in exc.issues) from None
+
+
+def _validation_findings(exc: ValidationError) -> list[Finding]:
+    findings: list[Finding] = []
+    for error in exc.errors(include_url=False, include_context=False):
+        loc: Loc = tuple(p for p in error["loc"] if not _is_schema_tag(p))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+        elif kind in _TYPE_MESSAGES:
+            message = _TYPE_MESSAGES[kind]
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        findings.append((loc, message))
+    return findings
+
+
+def _is_schema_tag(part: str | int) -> bool:
+    """Union and validator tags pydantic adds to an error location."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _problems(name: str, doc: YamlDocument, findings: Iterable[Finding]) -> list[ConfigProblem]:
+    return [ConfigProblem(name, doc.line(loc), render_loc(loc), msg) for loc, msg in findings]
+
+
+def _place(file: Path, base: Path, override_dir: str | None) -> Path:
+    if override_dir:
+        return Path(override_dir).absolute() / file.name
+    return file if file.is_absolute() else base / file
+
+
+def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeConfig:
+    """Make every file path absolute: relative to the file, or in an override directory."""
+    secrets_dir = env.get(ENV_SECRETS_DIR)
+    public_dir = env.get(ENV_PUBLIC_KEYS_DIR)
+    signing = tuple(
+        k.model_copy(update={"file": _place(k.file, base, secrets_dir)})
+        for k in cfg.node.signing_keys
+    )
+    salt = cfg.audit.identifier_salt_file
+    audit = cfg.audit.model_copy(
+        update={"identifier_salt_file": None if salt is None else _place(salt, base, secrets_dir)}
+    )
+    partners = tuple(
+        p.model_copy(
+            update={
+                "keys": tuple(
+                    k
+                    if k.jwk_file is None
+                    else k.model_copy(update={"jwk_file": _place(k.jwk_file, base, public_dir)})
+                    for k in p.keys
+                )
+            }
+        )
+        for p in cfg.partners
+    )
+    node = cfg.node.model_copy(update={"signing_keys": signing})
+    return cfg.model_copy(update={"node": node, "audit": audit, "partners": partners})

@@ -1,0 +1,86 @@
+"""Engines for SQLite (WAL) and PostgreSQL (psycopg 3), one code path.
+
+SQLite: the writer engine opens every transaction with BEGIN IMMEDIATE, so writers in
+several processes serialize on the database lock; readers use deferred BEGIN and WAL
+lets them read while a batch commits. `synchronous=FULL` makes each commit durable.
+PostgreSQL: writers serialize on the audit head row (`SELECT ... FOR UPDATE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+
+@dataclass(frozen=True)
+class Engines:
+    """A writer engine (group commit) and a reader engine (queries)."""
+
+    writer: Engine
+    reader: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.writer.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for plain postgresql:// URLs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30.0},
+        poolclass=NullPool if ":memory:" in url else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def create_engines(url: str) -> Engines:
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        return Engines(
+            writer=_sqlite_engine(url, immediate=True),
+            reader=_sqlite_engine(url, immediate=False),
+        )
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5},
+    )
+    return Engines(writer=engine, reader=engine)

@@ -1,0 +1,258 @@
+"""Group commit: one writer thread commits many requests' work in one transaction.
+
+A gapless audit index serializes appends. Instead of one transaction (and one fsync)
+per message, requests hand their work to this writer as *units*; the writer takes
+the audit head lock once, runs each unit inside its own savepoint (so each request
+stays all-or-nothing), appends the audit entries, updates the tree, signs a
+checkpoint when due, and commits once. A unit that raises `Problem` is rolled back to
+its savepoint and its refusal entry is written in the same commit, so a refused
+request still leaves its trace. With several processes, each has a writer; they take
+turns on the head row lock (PostgreSQL) or the database write lock (SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, update
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from service.audit import store
+from service.audit.entries import AuditEvent
+from service.db.engine import Engines
+from service.db.ratelimit import RateBuckets
+from service.db.tables import audit_head, checkpoints
+from service.protocol.problems import Problem
+
+log = logging.getLogger("migex.writer")
+
+CheckpointSigner = Callable[[int, bytes], str]
+
+
+@dataclass
+class Tx:
+    """What a unit may use: the connection, the audit appender, the batch's time and rate buckets."""
+
+    conn: Connection
+    audit: store.Appender
+    now: float
+    rates: RateBuckets
+
+
+class Unit(Protocol):
+    def run(self, tx: Tx) -> Any:
+        """Do the work; raise Problem to refuse (the work is rolled back)."""
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Append the refusal's audit entry after the unit's work was rolled back."""
+
+
+@dataclass
+class AuditOnly:
+    """A unit that only appends events (refusals before any work, queries, attempts)."""
+
+    events: list[AuditEvent]
+    last_index: list[int] = field(default_factory=list)
+
+    def run(self, tx: Tx) -> int:
+        index = -1
+        for event in self.events:
+            index = tx.audit.append(event)
+        return index
+
+    def refused(self, tx: Tx, problem: Problem) -> None:  # pragma: no cover - run never refuses
+        raise problem
+
+
+def unavailable(detail: str) -> Problem:
+    return Problem("unavailable", detail, headers={"Retry-After": "1"})
+
+
+@dataclass
+class _Pending:
+    unit: Unit
+    future: Future[Any]
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        engines: Engines,
+        *,
+        node: str,
+        clock: Callable[[], float],
+        sign_checkpoint: CheckpointSigner,
+        checkpoint_interval: float,
+        max_batch: int = 256,
+    ) -> None:
+        self._engines = engines
+        self._node = node
+        self._clock = clock
+        self._sign = sign_checkpoint
+        self._interval = checkpoint_interval
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._cache: tuple[int, list[bytes]] | None = None
+        self.batches = 0
+        self.units = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="migex-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    # -- submitting ------------------------------------------------------------
+    def submit(self, unit: Unit) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self._thread is None:
+            future.set_exception(unavailable("the node is shutting down"))
+            return future
+        self._queue.put(_Pending(unit, future))
+        return future
+
+    async def run(self, unit: Unit) -> Any:
+        return await asyncio.wrap_future(self.submit(unit))
+
+    def run_sync(self, unit: Unit, timeout: float = 60.0) -> Any:
+        return self.submit(unit).result(timeout=timeout)
+
+    # -- the writer thread -----------------------------------------------------
+    def _loop(self) -> None:
+        tick = self._interval if self._interval > 0 else 1.0
+        while True:
+            try:
+                first = self._queue.get(timeout=tick)
+            except queue.Empty:
+                self._commit([])  # issue a due checkpoint for appends made since the last one
+                continue
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        results: list[tuple[bool, Any]] = []
+        try:
+            with self._engines.writer.begin() as conn:
+                head = store.read_head(conn, for_update=True)
+                if not batch and head.size == head.checkpoint_size:
+                    return
+                now = max(self._clock(), head.checkpoint_at)
+                appender = store.Appender(
+                    self._node, head.size, self._frontier(conn, head.size), now
+                )
+                tx = Tx(conn, appender, now, RateBuckets(conn, now))
+                results = [self._run_unit(tx, p.unit) for p in batch]
+                appender.flush(conn)
+                tx.rates.flush()
+                if appender.size > head.checkpoint_size and (
+                    now - head.checkpoint_at >= self._interval
+                ):
+                    self._checkpoint(conn, appender.size, appender.root(), now)
+                new_cache = (appender.size, appender.frontier())
+        except (OperationalError, DBAPIError) as exc:
+            self._cache = None
+            log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
+            self._fail(batch, unavailable("the database is unavailable; retry shortly"))
+            return
+        except SQLAlchemyError as exc:
+            self._cache = None
+            log.exception("audit batch not committed")
+            self._fail(
+                batch, unavailable(f"the batch could not be committed ({type(exc).__name__})")
+            )
+            return
+        except Exception as exc:
+            self._cache = None
+            log.exception("audit batch failed")
+            self._fail(batch, exc)
+            return
+        self._cache = new_cache
+        self.batches += 1
+        self.units += len(batch)
+        for pending, (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+
+    def _run_unit(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
+        ok, value = self._in_savepoint(tx, unit.run)
+        if ok:
+            return True, value
+        problem = (
+            value
+            if isinstance(value, Problem)
+            else Problem("internal", "the request could not be processed; nothing was stored")
+        )
+        # The unit's work is rolled back; its refusal entry goes into this same commit.
+        refused_ok, error = self._in_savepoint(tx, lambda t: unit.refused(t, problem))
+        if not refused_ok:
+            log.error("refusal could not be recorded: %s", type(error).__name__)
+        return False, problem
+
+    @staticmethod
+    def _in_savepoint(tx: Tx, work: Callable[[Tx], Any]) -> tuple[bool, Any]:
+        mark = tx.audit.mark()
+        rate_mark = tx.rates.mark()
+        savepoint = tx.conn.begin_nested()
+        try:
+            value = work(tx)
+        except (OperationalError, DBAPIError):
+            raise
+        except Exception as exc:
+            if not isinstance(exc, Problem):
+                log.exception("unit failed; its work is rolled back")
+            savepoint.rollback()
+            tx.audit.reset(mark)
+            tx.rates.reset(rate_mark)
+            return False, exc
+        savepoint.commit()
+        return True, value
+
+    def _frontier(self, conn: Connection, size: int) -> list[bytes]:
+        if self._cache is not None and self._cache[0] == size:
+            return self._cache[1]
+        return store.frontier(conn, size)
+
+    def _checkpoint(self, conn: Connection, size: int, root: bytes, now: float) -> None:
+        note = self._sign(size, root)
+        conn.execute(insert(checkpoints).values(size=size, root=root, issued_at=now, note=note))
+        conn.execute(
+            update(audit_head)
+            .where(audit_head.c.id == store.HEAD_ID)
+            .values(checkpoint_size=size, checkpoint_at=now)
+        )
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(exc)

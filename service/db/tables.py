@@ -1,0 +1,182 @@
+"""Database tables. SQLModel declares them; the hot paths use their Core tables.
+
+The schema itself is owned by the Alembic migrations in `migrations/`; a test checks
+that the migrations and these declarations agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class MessageRow(SQLModel, table=True):
+    """A message this node received (direction `in`) or sends (direction `out`)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("sender", "message_id", name="uq_messages_sender_id"),
+        Index("ix_messages_inbox", "direction", "type", "pk"),
+        Index("ix_messages_reply_to", "reply_to"),
+        Index("ix_messages_created", "created_at"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    direction: str = Field(max_length=3)
+    sender: str = Field(max_length=40)
+    recipient: str = Field(max_length=40)
+    message_id: str = Field(max_length=36)
+    type: str = Field(max_length=64)
+    agreement: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    reply_to: str | None = Field(default=None, max_length=36)
+    iat: int
+    digest: str = Field(max_length=64)
+    jws: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    status: str = Field(max_length=16)
+    rule_id: str = Field(max_length=64)
+    created_at: float
+    audit_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    removed_fields: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    receipt_audit_index: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True)
+    )
+    acked_at: float | None = None
+    purged_at: float | None = None
+
+
+class OutboxRow(SQLModel, table=True):
+    """Delivery state of an outbound message (transactional outbox)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    message_pk: int = Field(primary_key=True, foreign_key="messages.pk")
+    state: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: float
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: float | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: float
+
+
+class DeliveryAttemptRow(SQLModel, table=True):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_message", "message_pk", "attempt"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    message_pk: int = Field(foreign_key="messages.pk")
+    attempt: int
+    at: float
+    outcome: str = Field(max_length=16)
+    http_status: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    duration_ms: float
+
+
+class AuditEntryRow(SQLModel, table=True):
+    """One leaf of the audit log. `leaf_data` is exactly the hashed bytes (JCS)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_party", "party", "idx"),
+        Index("ix_audit_type", "type", "idx"),
+        Index("ix_audit_outcome", "outcome", "idx"),
+        Index("ix_audit_message", "message_id"),
+        Index("ix_audit_time", "time", "idx"),
+    )
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    time: float
+    event: str = Field(max_length=40)
+    party: str | None = Field(default=None, max_length=40)
+    message_id: str | None = Field(default=None, max_length=36)
+    type: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=32)
+    leaf_data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AuditNodeRow(SQLModel, table=True):
+    """Hash of the perfect subtree covering leaves [k * 2**level, (k + 1) * 2**level)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    k: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The single row every append locks: tree size and root, last checkpoint."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checkpoint_at: float
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Every signed checkpoint the node issued."""
+
+    __tablename__ = "checkpoints"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    issued_at: float
+    note: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class RateBucketRow(SQLModel, table=True):
+    """Token bucket of one partner; updated under the append lock, so shared by all processes."""
+
+    __tablename__ = "rate_buckets"
+
+    party: str = Field(primary_key=True, max_length=40)
+    tokens: float
+    updated_at: float
+
+
+class NodeStateRow(SQLModel, table=True):
+    """Small key/value facts, e.g. the digest of the configuration last loaded."""
+
+    __tablename__ = "node_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+messages = MessageRow.__table__  # type: ignore[attr-defined]
+outbox = OutboxRow.__table__  # type: ignore[attr-defined]
+delivery_attempts = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
+audit_entries = AuditEntryRow.__table__  # type: ignore[attr-defined]
+audit_nodes = AuditNodeRow.__table__  # type: ignore[attr-defined]
+audit_head = AuditHeadRow.__table__  # type: ignore[attr-defined]
+checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+rate_buckets = RateBucketRow.__table__  # type: ignore[attr-defined]
+node_state = NodeStateRow.__table__  # type: ignore[attr-defined]
+
+
+class SignedVersionRow(SQLModel, table=True):
+    """Every signed copy of an outbound message.
+
+    A queued message is re-signed with a fresh `iat` when its last copy would be stale
+    at the partner; older copies are kept so that a lost receipt can be recovered by
+    re-sending the exact bytes the partner accepted (see docs/protocol.md).
+    """
+
+    __tablename__ = "signed_versions"
+
+    message_pk: int = Field(primary_key=True, foreign_key="messages.pk")
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    iat: int
+    digest: str = Field(max_length=64)
+    jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+signed_versions = SignedVersionRow.__table__  # type: ignore[attr-defined]

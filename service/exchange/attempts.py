@@ -1,0 +1,166 @@
+"""Recording delivery attempts: the outbox row, the attempt, its audit entries, atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from service.audit import entries as ev
+from service.audit.entries import AuditEvent
+from service.db.groupcommit import Tx
+from service.db.tables import delivery_attempts, messages, outbox, signed_versions
+from service.protocol.problems import Problem
+
+
+@dataclass(frozen=True)
+class SignedCopy:
+    version: int
+    iat: int
+    digest: str
+    jws: bytes
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """`outcome`: delivered, retry, refused (final 4xx), or conflict (resolved by the worker)."""
+
+    outcome: str
+    http_status: int | None
+    code: str | None
+    error: str | None
+    retry_after: float | None = None
+    receipt: bytes | None = None
+    receipt_index: int | None = None
+    receipt_digest: str | None = None
+
+
+@dataclass
+class ResignUnit:
+    """Keep a freshly signed copy before it is sent, so the bytes sent are always known."""
+
+    message_pk: int
+    copy: SignedCopy
+
+    def run(self, tx: Tx) -> None:
+        c = self.copy
+        tx.conn.execute(
+            insert(signed_versions).values(
+                message_pk=self.message_pk, version=c.version, iat=c.iat, digest=c.digest, jws=c.jws
+            )
+        )
+        tx.conn.execute(
+            update(messages)
+            .where(messages.c.pk == self.message_pk)
+            .values(jws=c.jws, digest=c.digest, iat=c.iat)
+        )
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing to record: the caller sees the problem and the lease lets the row be retried."""
+
+
+@dataclass
+class AttemptUnit:
+    job_pk: int
+    message_id: str
+    recipient: str
+    attempt: int
+    result: AttemptResult
+    copy: SignedCopy
+    max_attempts: int
+    next_at: float
+    owner: str
+
+    def run(self, tx: Tx) -> str:
+        r = self.result
+        state = tx.conn.execute(
+            select(outbox.c.state).where(outbox.c.message_pk == self.job_pk)
+        ).scalar_one()
+        tx.conn.execute(
+            insert(delivery_attempts).values(
+                message_pk=self.job_pk,
+                attempt=self.attempt,
+                at=tx.now,
+                outcome=r.outcome,
+                http_status=r.http_status,
+                error=(r.code or "") + (f": {r.error}" if r.error else "") or None,
+                duration_ms=0.0,
+            )
+        )
+        final = self._final_state(state)
+        tx.audit.append(self._event(ev.DELIVERY_ATTEMPT, final, code=r.code))
+        if r.outcome == "delivered":
+            tx.audit.append(
+                self._event(
+                    ev.RECEIPT_RECEIVED,
+                    "verified",
+                    digest=r.receipt_digest,
+                    detail={
+                        "partner_audit_index": r.receipt_index,
+                        "message_digest": self.copy.digest,
+                    },
+                )
+            )
+        values: dict[str, Any] = {
+            "attempts": self.attempt,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": (r.code or r.error),
+        }
+        msg_values: dict[str, Any] = {}
+        if final == "delivered":
+            values["state"] = "delivered"
+            msg_values = {
+                "status": "delivered",
+                "receipt": r.receipt,
+                "receipt_audit_index": r.receipt_index,
+            }
+        elif final in ("failed", "refused"):
+            values["state"] = "failed"
+            msg_values = {"status": final}
+        else:
+            values["next_attempt_at"] = self.next_at
+        if state == "delivered":
+            # Another worker already recorded the delivery: keep it.
+            values = {"lease_owner": None, "lease_until": None}
+            msg_values = {}
+        tx.conn.execute(update(outbox).where(outbox.c.message_pk == self.job_pk).values(**values))
+        if msg_values:
+            tx.conn.execute(
+                update(messages).where(messages.c.pk == self.job_pk).values(**msg_values)
+            )
+        return final
+
+    def _final_state(self, current: str) -> str:
+        outcome = self.result.outcome
+        if outcome == "delivered":
+            return "delivered"
+        if outcome == "refused":
+            return "refused"
+        if self.attempt >= self.max_attempts:
+            return "failed"
+        return "retry"
+
+    def _event(self, name: str, outcome: str, **kw: Any) -> AuditEvent:
+        detail = dict(kw.pop("detail", {}))
+        detail.update(
+            {
+                "attempt": self.attempt,
+                "http_status": self.result.http_status,
+                "version": self.copy.version,
+            }
+        )
+        return AuditEvent(
+            event=name,
+            outcome=outcome,
+            party=self.recipient,
+            recipient=self.recipient,
+            message_id=self.message_id,
+            digest=kw.pop("digest", self.copy.digest),
+            detail={k: v for k, v in detail.items() if v is not None},
+            **kw,
+        )
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing to record: the caller sees the problem and the lease lets the row be retried."""

@@ -1,0 +1,282 @@
+"""The delivery worker: claims due outbox rows, posts them, verifies receipts, records attempts.
+
+Claims are leases: a row is taken with `FOR UPDATE SKIP LOCKED` (PostgreSQL) or under
+the database write lock (SQLite) and leased for `lease_seconds`, so several workers and
+processes never send one message at once. A worker that crashes mid-send leaves a lease
+that expires; the message is then sent again with the same bytes and the partner
+answers idempotently with its original receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select, update
+from starlette.concurrency import run_in_threadpool
+
+from service.db.engine import Engines
+from service.db.groupcommit import GroupCommitter
+from service.db.tables import messages, outbox, signed_versions
+from service.exchange.attempts import AttemptResult, AttemptUnit, ResignUnit, SignedCopy
+from service.partners.registry import Partner, PartnerRegistry
+from service.protocol import envelope, jws
+from service.protocol.keys import SigningKey
+from service.protocol.problems import Problem
+from service.protocol.receipts import ReceiptError, check_receipt, message_digest
+
+log = logging.getLogger("migex.delivery")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    concurrency: int = 8
+    max_attempts: int = 10
+    backoff_initial: float = 1.0
+    backoff_max: float = 600.0
+    timeout: float = 10.0
+    lease_seconds: float = 60.0
+    resign_after: float = 150.0
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class Job:
+    pk: int
+    message_id: str
+    recipient: str
+    attempts: int
+    copies: list[SignedCopy]  # oldest first
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        *,
+        engines: Engines,
+        committer: GroupCommitter,
+        registry: PartnerRegistry,
+        key: SigningKey,
+        clock: Callable[[], float],
+        settings: DeliverySettings,
+        client: httpx.AsyncClient,
+        owner: str,
+        rand: random.Random | None = None,
+    ) -> None:
+        self._engines = engines
+        self._committer = committer
+        self._registry = registry
+        self._key = key
+        self._clock = clock
+        self.settings = settings
+        self._client = client
+        self._owner = owner
+        self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed; retrying")
+                done = 0
+            if done == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Claim the due messages (up to the concurrency) and deliver them; return how many."""
+        jobs = await run_in_threadpool(self._claim)
+        if jobs:
+            await asyncio.gather(*(self._deliver(job) for job in jobs))
+        return len(jobs)
+
+    # -- claiming --------------------------------------------------------------
+    def _claim(self) -> list[Job]:
+        now = self._clock()
+        o = outbox.c
+        due = (
+            select(o.message_pk)
+            .where(
+                o.state == "pending",
+                o.next_attempt_at <= now,
+                or_(o.lease_until.is_(None), o.lease_until < now),
+            )
+            .order_by(o.next_attempt_at)
+            .limit(self.settings.concurrency)
+        )
+        if not self._engines.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        with self._engines.writer.begin() as conn:
+            pks = [
+                int(r[0])
+                for r in conn.execute(
+                    update(outbox)
+                    .where(o.message_pk.in_(due.scalar_subquery()))
+                    .values(lease_owner=self._owner, lease_until=now + self.settings.lease_seconds)
+                    .returning(o.message_pk)
+                )
+            ]
+            if not pks:
+                return []
+            rows = conn.execute(
+                select(messages.c.pk, messages.c.message_id, messages.c.recipient, o.attempts)
+                .join(outbox, o.message_pk == messages.c.pk)
+                .where(messages.c.pk.in_(pks))
+            ).all()
+            copies: dict[int, list[SignedCopy]] = {pk: [] for pk in pks}
+            for v in conn.execute(
+                select(signed_versions)
+                .where(signed_versions.c.message_pk.in_(pks))
+                .order_by(signed_versions.c.message_pk, signed_versions.c.version)
+            ):
+                copies[int(v.message_pk)].append(
+                    SignedCopy(int(v.version), int(v.iat), v.digest, bytes(v.jws))
+                )
+        return [
+            Job(int(r.pk), r.message_id, r.recipient, int(r.attempts), copies[int(r.pk)])
+            for r in rows
+        ]
+
+    # -- delivering ------------------------------------------------------------
+    async def _deliver(self, job: Job) -> None:
+        partner = self._registry.partner(job.recipient)
+        now = self._clock()
+        if partner is None:
+            result = AttemptResult(
+                "refused", None, "partner-removed", f"{job.recipient} is no longer configured"
+            )
+            await self._record(job, result, job.copies[-1], now)
+            return
+        copy = job.copies[-1]
+        if now - copy.iat > self.settings.resign_after:
+            copy = await self._resign(job, copy, now)
+        result = await self._post(partner, copy)
+        if result.outcome == "conflict":
+            # An earlier copy reached the partner: re-send those exact bytes for its receipt.
+            for older in reversed(job.copies[:-1] if copy is job.copies[-1] else job.copies):
+                retry = await self._post(partner, older)
+                if retry.outcome == "delivered":
+                    result, copy = retry, older
+                    break
+            else:
+                result = replace(result, outcome="refused")
+        await self._record(job, result, copy, self._clock())
+
+    async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
+        parsed = jws.parse_compact(copy.jws)
+        env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
+        token = jws.sign_compact(self._key, envelope.encode_payload(env))
+        fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
+        await self._committer.run(ResignUnit(job.pk, fresh))
+        return fresh
+
+    async def _post(self, partner: Partner, copy: SignedCopy) -> AttemptResult:
+        url = partner.endpoint.rstrip("/") + "/v1/messages"
+        started = self._clock()
+        try:
+            resp = await self._client.post(
+                url,
+                content=copy.jws,
+                headers={"Content-Type": "application/jose"},
+                timeout=self.settings.timeout,
+            )
+        except httpx.HTTPError as exc:
+            return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+        return self._classify(partner, copy, resp, started)
+
+    def _classify(
+        self, partner: Partner, copy: SignedCopy, resp: httpx.Response, started: float
+    ) -> AttemptResult:
+        status = resp.status_code
+        if status in (200, 201):
+            try:
+                index, receipt_digest = self._check_receipt(partner, copy, resp.content)
+            except (Problem, ReceiptError) as exc:
+                return AttemptResult("retry", status, "bad-receipt", str(exc)[:300])
+            return AttemptResult(
+                "delivered",
+                status,
+                None,
+                None,
+                receipt=resp.content,
+                receipt_index=index,
+                receipt_digest=receipt_digest,
+            )
+        code = _problem_code(resp)
+        if status == 409:
+            return AttemptResult("conflict", status, code, _detail(resp))
+        if status in (408, 429) or status >= 500:
+            return AttemptResult(
+                "retry", status, code, _detail(resp), retry_after=_retry_after(resp)
+            )
+        return AttemptResult("refused", status, code, _detail(resp))
+
+    def _check_receipt(self, partner: Partner, copy: SignedCopy, token: bytes) -> tuple[int, str]:
+        parsed = jws.parse_compact(token)
+        owner, key = self._registry.key_for(parsed.kid, parsed.alg)
+        if owner.party != partner.party:
+            raise Problem("unknown-key", f"receipt signed by {owner.party}, not {partner.party}")
+        jws.verify(parsed, key.public)
+        receipt = envelope.parse_payload(parsed.payload)
+        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+        return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
+
+    async def _record(self, job: Job, result: AttemptResult, copy: SignedCopy, now: float) -> None:
+        delay = self._backoff(job.attempts + 1, result.retry_after)
+        unit = AttemptUnit(
+            job_pk=job.pk,
+            message_id=job.message_id,
+            recipient=job.recipient,
+            attempt=job.attempts + 1,
+            result=result,
+            copy=copy,
+            max_attempts=self.settings.max_attempts,
+            next_at=now + delay,
+            owner=self._owner,
+        )
+        try:
+            await self._committer.run(unit)
+        except Problem as exc:
+            # The database is unavailable: the lease expires and the message is tried again.
+            log.warning("attempt not recorded: %s", exc.code)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        s = self.settings
+        base = min(s.backoff_max, s.backoff_initial * (2 ** (attempt - 1)))
+        delay = base * (0.5 + self._rand.random())
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return float(min(delay, s.backoff_max))
+
+
+def _problem_code(resp: httpx.Response) -> str | None:
+    if resp.headers.get("content-type", "").startswith("application/problem+json"):
+        try:
+            doc: Any = resp.json()
+        except ValueError:
+            return None
+        code = doc.get("code") if isinstance(doc, dict) else None
+        return str(code)[:40] if code is not None else None
+    return None
+
+
+def _detail(resp: httpx.Response) -> str:
+    return resp.text[:300]
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None

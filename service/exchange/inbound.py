@@ -1,0 +1,256 @@
+"""The inbound pipeline of PROTOCOL.md section 4.
+
+`check_inbound` runs the pure checks in the protocol's order (JWS syntax, header,
+key, signature, envelope, key ownership, audience, skew, agreement, access rule) and
+validates the body; `AcceptUnit` runs inside the group commit and does the checks
+that need the database in the protocol's order (rate limit, then the schema result,
+then uniqueness), then stores the message, its audit entry and its signed receipt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from service.audit import entries as ev
+from service.audit.entries import AuditEvent
+from service.db.groupcommit import Tx
+from service.db.tables import messages
+from service.partners.agreements import check_agreement
+from service.partners.registry import Partner, PartnerRegistry
+from service.partners.rules import decide
+from service.protocol import envelope, jws
+from service.protocol.envelope import Envelope
+from service.protocol.keys import SigningKey
+from service.protocol.msgid import new_message_id
+from service.protocol.problems import Problem
+from service.protocol.receipts import message_digest, receipt_envelope
+from service.records.registry import validate_body
+
+
+@dataclass(frozen=True)
+class InboundPolicy:
+    node_party: str
+    registry: PartnerRegistry
+    clock_skew: int
+    max_depth: int
+    max_members: int
+    max_observations: int
+
+
+@dataclass
+class Facts:
+    """What is known about a message so far, for its audit entry."""
+
+    digest: str | None
+    kid: str | None = None
+    env: Envelope | None = None
+    authentic: bool = False
+    rule: str | None = None
+
+    def event(
+        self, name: str, outcome: str, *, code: str | None = None, **detail: Any
+    ) -> AuditEvent:
+        details: dict[str, Any] = {k: v for k, v in detail.items() if v is not None}
+        env = self.env if self.authentic else None
+        if not self.authentic and self.kid is not None:
+            details["claimed_kid"] = self.kid
+        return AuditEvent(
+            event=name,
+            outcome=outcome,
+            party=env.iss if env else None,
+            sender=env.iss if env else None,
+            recipient=env.aud if env else None,
+            message_id=env.id if env else None,
+            type=env.type if env else None,
+            agreement=env.agreement if env else None,
+            purpose=env.purpose if env else None,
+            code=code,
+            rule=self.rule,
+            digest=self.digest,
+            detail=details,
+        )
+
+    def refusal(self, problem: Problem) -> AuditEvent:
+        return self.event(ev.MESSAGE_REFUSED, "refused", code=problem.code, status=problem.status)
+
+
+class Refused(Exception):
+    def __init__(self, problem: Problem, facts: Facts) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+        self.facts = facts
+
+
+@dataclass
+class Checked:
+    raw: bytes
+    digest: str
+    facts: Facts
+    env: Envelope
+    partner: Partner
+    rule_id: str
+    schema_problem: Problem | None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
+    digest = message_digest(raw)
+    facts = Facts(digest=digest)
+    try:
+        return _check(policy, raw, now, digest, facts)
+    except Problem as problem:
+        raise Refused(problem, facts) from None
+
+
+def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Facts) -> Checked:
+    parsed = jws.parse_compact(raw)
+    facts.kid = parsed.kid
+    partner, key = policy.registry.key_for(parsed.kid, parsed.alg)
+    jws.verify(parsed, key.public)
+    env = envelope.parse_payload(
+        parsed.payload, max_depth=policy.max_depth, max_members=policy.max_members
+    )
+    facts.env = env
+    if env.iss != partner.party:
+        raise Problem("unknown-key", f"key {parsed.kid} does not belong to {env.iss}")
+    facts.authentic = True
+    if env.aud != policy.node_party:
+        raise Problem("wrong-audience", f"aud is {env.aud}; this node is {policy.node_party}")
+    skew = env.iat - now
+    if abs(skew) > policy.clock_skew:
+        raise Problem(
+            "stale",
+            f"iat is {abs(int(skew))} s {'ahead of' if skew > 0 else 'behind'} this node's clock; "
+            f"the allowed skew is {policy.clock_skew} s",
+        )
+    check_agreement(
+        policy.registry.agreements,
+        agreement_id=env.agreement,
+        iss=env.iss,
+        aud=env.aud,
+        msg_type=env.type,
+        purpose=env.purpose,
+        on=datetime.fromtimestamp(env.iat, tz=UTC).date(),
+    )
+    decision = decide(
+        partner,
+        direction="inbound",
+        msg_type=env.type,
+        agreement=env.agreement,
+        purpose=env.purpose,
+    )
+    facts.rule = decision.rule_id
+    schema_problem: Problem | None = None
+    warnings: list[dict[str, str]] = []
+    try:
+        validated = validate_body(env.type, env.body, max_observations=policy.max_observations)
+        warnings = [{"path": w.path, "message": w.message} for w in validated.warnings]
+    except Problem as problem:
+        schema_problem = problem
+    return Checked(raw, digest, facts, env, partner, decision.rule_id, schema_problem, warnings)
+
+
+@dataclass(frozen=True)
+class Stored:
+    receipt: bytes
+    audit_index: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class ReceiptSigner:
+    node_party: str
+    key: SigningKey
+    clock: Callable[[], float]
+
+    def sign(self, received: Envelope, *, digest: str, audit_index: int) -> bytes:
+        now = self.clock()
+        receipt = receipt_envelope(
+            received=received,
+            node_party=self.node_party,
+            message_id=new_message_id(now),
+            iat=int(now),
+            digest=digest,
+            audit_index=audit_index,
+        )
+        return jws.sign_compact(self.key, envelope.encode_payload(receipt))
+
+
+@dataclass
+class AcceptUnit:
+    """Rate limit, schema, uniqueness; then message + audit entry + receipt, atomically."""
+
+    checked: Checked
+    signer: ReceiptSigner
+
+    def run(self, tx: Tx) -> Stored:
+        c = self.checked
+        env = c.env
+        self._take_token(tx)
+        if c.schema_problem is not None:
+            raise c.schema_problem
+        existing = tx.conn.execute(
+            select(messages.c.digest, messages.c.receipt, messages.c.audit_index).where(
+                messages.c.sender == env.iss, messages.c.message_id == env.id
+            )
+        ).first()
+        if existing is not None:
+            if existing.digest != c.digest:
+                raise Problem(
+                    "conflict",
+                    f"message id {env.id} from {env.iss} was already received with other content",
+                )
+            tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
+            return Stored(bytes(existing.receipt), int(existing.audit_index), created=False)
+        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
+        index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
+        receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
+        tx.conn.execute(
+            insert(messages).values(
+                direction="in",
+                sender=env.iss,
+                recipient=env.aud,
+                message_id=env.id,
+                type=env.type,
+                agreement=env.agreement,
+                purpose=env.purpose,
+                reply_to=env.reply_to,
+                iat=env.iat,
+                digest=c.digest,
+                jws=c.raw,
+                status="accepted",
+                rule_id=c.rule_id,
+                created_at=tx.now,
+                audit_index=index,
+                receipt=receipt,
+            )
+        )
+        return Stored(receipt, index, created=True)
+
+    def _take_token(self, tx: Tx) -> None:
+        partner = self.checked.partner
+        wait = tx.rates.take(
+            partner.party, per_second=partner.rate_per_second, burst=partner.rate_burst
+        )
+        if wait is not None:
+            retry = "3600" if math.isinf(wait) else str(max(1, math.ceil(wait)))
+            raise Problem(
+                "rate-limited",
+                f"{partner.party} is over its rate of {partner.rate_per_second:g} messages/s",
+                headers={"Retry-After": retry},
+            )
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        if problem.code != "rate-limited":
+            # A refused message still counts against the sender's rate.
+            partner = self.checked.partner
+            tx.rates.take(
+                partner.party, per_second=partner.rate_per_second, burst=partner.rate_burst
+            )
+        tx.audit.append(self.checked.facts.refusal(problem))

@@ -1,0 +1,213 @@
+"""Outbound messages: the node's own agency hands it a record; the node checks its own
+rules, removes the fields the partner may not receive, validates, signs and queues it
+in the transactional outbox (message, first signed copy, outbox row and audit entry in
+one commit)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from service.audit import entries as ev
+from service.audit.entries import AuditEvent
+from service.db.groupcommit import Tx
+from service.db.tables import messages, outbox, signed_versions
+from service.partners.agreements import check_agreement
+from service.partners.fields import filter_fields
+from service.partners.registry import PartnerRegistry
+from service.partners.rules import decide
+from service.protocol import envelope, jws
+from service.protocol.envelope import Envelope
+from service.protocol.keys import SigningKey
+from service.protocol.msgid import new_message_id
+from service.protocol.problems import Problem
+from service.protocol.receipts import message_digest
+from service.records.registry import validate_body
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    to: str
+    type: str
+    agreement: str
+    purpose: str
+    body: dict[str, Any]
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    env: Envelope
+    jws: bytes
+    digest: str
+    rule_id: str
+    removed: list[str]
+
+
+def _event(req: OutboundRequest, node: str, name: str, outcome: str, **kw: Any) -> AuditEvent:
+    return AuditEvent(
+        event=name,
+        outcome=outcome,
+        party=req.to,
+        sender=node,
+        recipient=req.to,
+        type=req.type,
+        agreement=req.agreement,
+        purpose=req.purpose,
+        **kw,
+    )
+
+
+def refusal_event(
+    req: OutboundRequest, node: str, problem: Problem, message_id: str | None = None
+) -> AuditEvent:
+    return _event(
+        req,
+        node,
+        ev.SEND_REFUSED,
+        "refused",
+        code=problem.code,
+        message_id=message_id,
+        detail={"status": problem.status},
+    )
+
+
+def prepare(
+    req: OutboundRequest,
+    *,
+    node: str,
+    registry: PartnerRegistry,
+    key: SigningKey,
+    now: float,
+    max_observations: int,
+) -> Prepared:
+    """Check our own rules, cut fields, validate, sign. Raises Problem to refuse."""
+    partner = registry.partner(req.to)
+    if partner is None:
+        raise Problem("forbidden", f"{req.to} is not a configured partner of this node")
+    check_agreement(
+        registry.agreements,
+        agreement_id=req.agreement,
+        iss=node,
+        aud=req.to,
+        msg_type=req.type,
+        purpose=req.purpose,
+        on=datetime.fromtimestamp(now, tz=UTC).date(),
+    )
+    decision = decide(
+        partner,
+        direction="outbound",
+        msg_type=req.type,
+        agreement=req.agreement,
+        purpose=req.purpose,
+    )
+    body, removed = filter_fields(req.body, decision.fields or ())
+    validate_body(req.type, body, max_observations=max_observations)
+    env = Envelope(
+        v=1,
+        id=new_message_id(now),
+        iss=node,
+        aud=req.to,
+        iat=int(now),
+        type=req.type,
+        agreement=req.agreement,
+        purpose=req.purpose,
+        reply_to=req.reply_to,
+        body=body,
+    )
+    token = jws.sign_compact(key, envelope.encode_payload(env))
+    return Prepared(env, token, message_digest(token), decision.rule_id, removed)
+
+
+@dataclass(frozen=True)
+class Queued:
+    message_id: str
+    audit_index: int
+    removed: list[str]
+
+
+@dataclass
+class QueueUnit:
+    """Store the message, its first signed copy, the outbox row and the audit entry."""
+
+    req: OutboundRequest
+    prepared: Prepared
+
+    def run(self, tx: Tx) -> Queued:
+        p = self.prepared
+        env = p.env
+        if env.reply_to is not None:
+            self._check_reply(tx)
+        index = tx.audit.append(
+            _event(
+                self.req,
+                env.iss,
+                ev.MESSAGE_QUEUED,
+                "queued",
+                message_id=env.id,
+                rule=p.rule_id,
+                digest=p.digest,
+                detail={"removed_fields": p.removed} if p.removed else {},
+            )
+        )
+        result = tx.conn.execute(
+            insert(messages)
+            .values(
+                direction="out",
+                sender=env.iss,
+                recipient=env.aud,
+                message_id=env.id,
+                type=env.type,
+                agreement=env.agreement,
+                purpose=env.purpose,
+                reply_to=env.reply_to,
+                iat=env.iat,
+                digest=p.digest,
+                jws=p.jws,
+                status="queued",
+                rule_id=p.rule_id,
+                created_at=tx.now,
+                audit_index=index,
+                removed_fields=json.dumps(p.removed) if p.removed else None,
+            )
+            .returning(messages.c.pk)
+        )
+        pk = int(result.scalar_one())
+        tx.conn.execute(
+            insert(signed_versions).values(
+                message_pk=pk, version=1, iat=env.iat, digest=p.digest, jws=p.jws
+            )
+        )
+        tx.conn.execute(
+            insert(outbox).values(
+                message_pk=pk,
+                state="pending",
+                attempts=0,
+                next_attempt_at=tx.now,
+                created_at=tx.now,
+            )
+        )
+        return Queued(env.id, index, p.removed)
+
+    def _check_reply(self, tx: Tx) -> None:
+        found = tx.conn.execute(
+            select(messages.c.pk).where(
+                messages.c.direction == "in",
+                messages.c.sender == self.req.to,
+                messages.c.message_id == self.prepared.env.reply_to,
+            )
+        ).first()
+        if found is None:
+            raise Problem(
+                "invalid-parameters",
+                f"reply_to {self.prepared.env.reply_to} is not a message received from {self.req.to}",
+            )
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        tx.audit.append(
+            refusal_event(self.req, self.prepared.env.iss, problem, self.prepared.env.id)
+        )

@@ -1,0 +1,83 @@
+"""The FastAPI application. Everything stateful is built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from service.api import audit, errors, health, local, messages, wellknown
+from service.clock import system_clock
+from service.config import NodeConfig, load_config
+from service.exchange.delivery import DeliveryWorker
+from service.runtime import build_node, delivery_settings
+
+DESCRIPTION = """\
+An exchange node for cross-border migration data. Partner nodes POST signed messages
+(compact JWS, `application/jose`) to `/v1/messages`; every refusal is an RFC 9457 problem
+document with a stable `code`; every exchange event is appended to a Merkle-tree audit
+log that auditors query and verify under `/v1/audit`.
+"""
+
+
+def create_app(
+    config: NodeConfig,
+    *,
+    clock: Callable[[], float] = system_clock,
+    migrate_on_start: bool = True,
+    run_delivery: bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node = build_node(config, clock=clock, migrate_on_start=migrate_on_start)
+        app.state.node = node
+        stopping = asyncio.Event()
+        worker_task: asyncio.Task[None] | None = None
+        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as http:
+            node.delivery = DeliveryWorker(
+                engines=node.engines,
+                committer=node.committer,
+                registry=node.registry,
+                key=node.signing_key,
+                clock=clock,
+                settings=delivery_settings(config),
+                client=http,
+                owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            )
+            if run_delivery:
+                worker_task = asyncio.create_task(node.delivery.run_forever(stopping))
+            try:
+                yield
+            finally:
+                stopping.set()
+                node.delivery.wake()
+                if worker_task is not None:
+                    await worker_task
+                node.close()
+
+    app = FastAPI(
+        title="migex exchange node",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory`: the configuration file comes from MIGEX_CONFIG."""
+    path = os.environ.get("MIGEX_CONFIG")
+    if not path:
+        raise RuntimeError("set MIGEX_CONFIG to the node's YAML configuration file")
+    return create_app(load_config(Path(path)), migrate_on_start=False)

@@ -1,0 +1,190 @@
+"""The running node: configuration, keys, engines and the writer, built once in the lifespan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from service.audit import entries as ev
+from service.audit.checkpoint import Checkpoint, sign_checkpoint
+from service.audit.entries import AuditEvent
+from service.audit.note import verifier_key
+from service.config import NodeConfig, load_config
+from service.db import migrate
+from service.db.engine import Engines, create_engines
+from service.db.groupcommit import AuditOnly, GroupCommitter
+from service.db.tables import node_state
+from service.exchange.delivery import DeliverySettings, DeliveryWorker
+from service.exchange.inbound import InboundPolicy, ReceiptSigner
+from service.partners.registry import PartnerRegistry
+from service.partners.tokens import TokenStore
+from service.protocol.keys import PublicKey, SigningKey, load_signing_key
+
+log = logging.getLogger("migex.node")
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    party: str
+    registry: PartnerRegistry
+    signing_key: SigningKey
+    signing_keys: dict[str, SigningKey]
+    published: list[PublicKey]
+    audit_key: Ed25519PrivateKey
+    audit_name: str
+    engines: Engines
+    committer: GroupCommitter
+    clock: Callable[[], float]
+    tokens: TokenStore
+    policy: InboundPolicy
+    signer: ReceiptSigner
+    delivery: DeliveryWorker | None = None
+
+    @property
+    def audit_vkey(self) -> str:
+        return verifier_key(self.audit_name, self.audit_key.public_key())
+
+    def sign_checkpoint(self, size: int, root: bytes) -> str:
+        cp = Checkpoint(origin=self.audit_name, size=size, root=root)
+        return sign_checkpoint(cp, self.audit_name, self.audit_key)
+
+    def close(self) -> None:
+        self.committer.stop()
+        self.engines.dispose()
+
+
+def delivery_settings(config: NodeConfig) -> DeliverySettings:
+    d = config.delivery
+    return DeliverySettings(
+        concurrency=d.concurrency,
+        max_attempts=d.max_attempts,
+        backoff_initial=d.backoff_initial_seconds,
+        backoff_max=d.backoff_max_seconds,
+        timeout=d.timeout_seconds,
+        lease_seconds=d.lease_seconds,
+        # Re-sign a queued message once half the partner's skew window has passed.
+        resign_after=config.limits.clock_skew_seconds / 2,
+    )
+
+
+def config_digest(config: NodeConfig) -> str:
+    data = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    return "sha-256:" + hashlib.sha256(data).hexdigest()
+
+
+def load_keys(config: NodeConfig, base: Path | None = None) -> dict[str, SigningKey]:
+    keys: dict[str, SigningKey] = {}
+    for entry in config.node.signing_keys:
+        keys[entry.kid] = load_signing_key(Path(entry.file), entry.kid)
+    return keys
+
+
+def build_node(
+    config: NodeConfig,
+    *,
+    clock: Callable[[], float],
+    migrate_on_start: bool = True,
+) -> Node:
+    keys = load_keys(config)
+    signing_key = keys[config.node.active_kid]
+    audit_signing = keys[config.node.audit_kid]
+    if not isinstance(audit_signing.private, Ed25519PrivateKey):
+        raise ValueError(f"audit key {config.node.audit_kid} must be an Ed25519 key")
+    published_kids = config.node.published_kids or list(keys)
+    party = config.node.party
+    engines = create_engines(config.database_url)
+    if migrate_on_start:
+        migrate.upgrade(engines.writer)
+    registry = PartnerRegistry.from_config(config)
+    limits = config.limits
+    node = Node(
+        config=config,
+        party=party,
+        registry=registry,
+        signing_key=signing_key,
+        signing_keys=keys,
+        published=[keys[k].public() for k in published_kids],
+        audit_key=audit_signing.private,
+        audit_name=f"migex/{party}",
+        engines=engines,
+        committer=None,  # type: ignore[arg-type]  # set just below: it needs the node's signer
+        clock=clock,
+        tokens=TokenStore([(t.name, t.role, bytes.fromhex(t.sha256)) for t in config.tokens]),
+        policy=InboundPolicy(
+            node_party=party,
+            registry=registry,
+            clock_skew=limits.clock_skew_seconds,
+            max_depth=limits.max_json_depth,
+            max_members=limits.max_json_members,
+            max_observations=limits.max_observations,
+        ),
+        signer=ReceiptSigner(party, signing_key, clock),
+    )
+    node.committer = GroupCommitter(
+        engines,
+        node=party,
+        clock=clock,
+        sign_checkpoint=node.sign_checkpoint,
+        checkpoint_interval=config.audit.checkpoint_interval_seconds,
+    )
+    node.committer.start()
+    record_config(node)
+    return node
+
+
+def record_config(node: Node) -> None:
+    """Append config.loaded (and config.changed when keys or rules differ from last time)."""
+    digest = config_digest(node.config)
+    kids = sorted(
+        f"{p.party}:{k.kid}{' (revoked)' if k.revoked else ''}"
+        for p in node.registry.partners()
+        for k in p.keys.values()
+    )
+    rules = sorted(r.id for p in node.registry.partners() for r in p.rules)
+    state = {
+        "digest": digest,
+        "partner_keys": kids,
+        "own_keys": sorted(node.signing_keys),
+        "rules": rules,
+    }
+    with node.engines.reader.connect() as conn:
+        row = conn.execute(select(node_state.c.value).where(node_state.c.key == "config")).first()
+    previous = json.loads(row.value) if row else None
+    events = [AuditEvent(ev.CONFIG_LOADED, "ok", detail={"digest": digest})]
+    if previous is not None and previous != state:
+        changed = {
+            name: {
+                "added": sorted(set(state[name]) - set(previous.get(name, []))),
+                "removed": sorted(set(previous.get(name, [])) - set(state[name])),
+            }
+            for name in ("partner_keys", "own_keys", "rules")
+        }
+        events.append(AuditEvent(ev.CONFIG_CHANGED, "ok", detail={"digest": digest, **changed}))
+    node.committer.run_sync(_StoreConfigState(events, json.dumps(state, sort_keys=True)))
+
+
+class _StoreConfigState(AuditOnly):
+    def __init__(self, events: list[AuditEvent], value: str) -> None:
+        super().__init__(events)
+        self.value = value
+
+    def run(self, tx):  # type: ignore[no-untyped-def]
+        index = super().run(tx)
+        updated = tx.conn.execute(
+            node_state.update().where(node_state.c.key == "config").values(value=self.value)
+        )
+        if updated.rowcount == 0:
+            tx.conn.execute(node_state.insert().values(key="config", value=self.value))
+        return index
+
+
+def node_from_path(path: Path, *, clock: Callable[[], float]) -> Node:
+    return build_node(load_config(path), clock=clock)

@@ -1,0 +1,114 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a test federation, a running app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.clock import FixedClock
+from service.config import load_config
+from service.main import create_app
+from tests.support.nodes import NOW, Federation, make_party
+
+PG_URL = os.environ.get("MIGEX_TEST_PG_URL")
+REQUIRE_PG = os.environ.get("MIGEX_REQUIRE_PG") == "1"
+
+_pg_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
+        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not REQUIRE_PG or session.config.option.collectonly:
+        return
+    if _pg_outcomes["skipped"] or not (_pg_outcomes["passed"] + _pg_outcomes["failed"]):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(
+            f"\nPostgreSQL suite required but ran {_pg_outcomes['passed'] + _pg_outcomes['failed']} "
+            f"tests and skipped {_pg_outcomes['skipped']}"
+        )
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("set MIGEX_TEST_PG_URL to run the PostgreSQL suite")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"migex_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'node.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'node.db'}"
+
+
+@pytest.fixture
+def federation(tmp_path: Path, database_url: str) -> Federation:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    return Federation(
+        tmp=tmp_path,
+        database_url=database_url,
+        kz=make_party(keys, "KZ:MIA"),
+        uz=make_party(keys, "UZ:MIA"),
+        kg=make_party(keys, "KG:SRS", kind="p256"),
+    )
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(float(NOW))
+
+
+@pytest.fixture
+def client(federation: Federation, clock: FixedClock) -> Iterator[TestClient]:
+    config = load_config(federation.write_config())
+    with TestClient(create_app(config, clock=clock), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client_factory(
+    federation: Federation, clock: FixedClock
+) -> Iterator[Callable[[Callable[[dict[str, Any]], None]], TestClient]]:
+    """Start the app with a configuration changed by `mutate`."""
+    stack = ExitStack()
+
+    def start(mutate: Callable[[dict[str, Any]], None]) -> TestClient:
+        federation.mutate = mutate
+        config = load_config(federation.write_config())
+        return stack.enter_context(
+            TestClient(create_app(config, clock=clock), raise_server_exceptions=False)
+        )
+
+    with stack:
+        yield start
