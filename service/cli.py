@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -299,6 +299,160 @@ def audit_prove(
         raise _fail(f"FAILED: {exc}") from None
     for line in lines:
         typer.echo(line)
+
+
+# -- send -----------------------------------------------------------------------
+@app.command()
+def send(
+    file: Annotated[
+        Path, typer.Option(help="JSON: a message body, or an object with body/to/type/...")
+    ],
+    to: Annotated[str | None, typer.Option(help="Receiving party, e.g. UZ:MIA.")] = None,
+    msg_type: Annotated[str | None, typer.Option("--type", help="Message type.")] = None,
+    agreement: Annotated[str | None, typer.Option(help="Agreement id.")] = None,
+    purpose: Annotated[str | None, typer.Option(help="Purpose code.")] = None,
+    reply_to: Annotated[str | None, typer.Option(help="Id of the message this answers.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Queue through this node's outbox.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --config: seconds to wait for delivery.")
+    ] = 30.0,
+    key: Annotated[
+        Path | None, typer.Option(help="Without --config: private key to sign with.")
+    ] = None,
+    kid: Annotated[
+        str | None, typer.Option(help="Without --config: the key's id, <party>#<label>.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Without --config: the receiving node's base URL.")
+    ] = None,
+    alg: Annotated[
+        str | None, typer.Option(help="Ed25519 (default for Ed25519 keys), EdDSA or ES256.")
+    ] = None,
+) -> None:
+    """Send one message: sign and POST it to a node (partners testing an integration),
+    or, with --config, queue it in this node's outbox and wait for the partner's receipt."""
+    from service.sending import read_draft
+
+    try:
+        draft = read_draft(
+            file, to=to, msg_type=msg_type, agreement=agreement, purpose=purpose, reply_to=reply_to
+        )
+    except (ValueError, OSError) as exc:
+        raise _fail(f"cannot read {file}: {exc}") from None
+    if config is not None:
+        _send_via_node(config, draft, wait)
+    elif key is not None and kid is not None and url is not None:
+        _send_direct(draft, key, kid, url, alg)
+    else:
+        raise _fail(
+            "give --config (queue through a node) or --key, --kid and --url (sign and post)"
+        )
+
+
+def _send_direct(draft: Any, key: Path, kid: str, url: str, alg: str | None) -> None:
+    import time
+
+    from service.protocol.keys import load_signing_key
+    from service.sending import post_signed, sign_draft
+
+    signing = load_signing_key(key, kid)
+    env, token = sign_draft(draft, signing, now=time.time(), alg=alg)
+    status, result = post_signed(url, token)
+    typer.echo(json.dumps({"status": status, "id": env.id, **result}, indent=2, ensure_ascii=False))
+    if status not in (200, 201):
+        raise typer.Exit(1)
+
+
+def _send_via_node(config: Path, draft: Any, wait: float) -> None:
+    import time
+
+    from service.config import load_config
+    from service.db.groupcommit import AuditOnly
+    from service.exchange import inbox
+    from service.exchange.outbound import OutboundRequest, QueueUnit, prepare, refusal_event
+    from service.protocol.problems import Problem
+    from service.runtime import build_node
+    from service.sending import wait_for
+
+    node = build_node(load_config(config), clock=time.time, record=False)
+    try:
+        req = OutboundRequest(
+            draft.to, draft.type, draft.agreement, draft.purpose, draft.body, draft.reply_to
+        )
+        try:
+            prepared = prepare(
+                req,
+                node=node.party,
+                registry=node.registry,
+                key=node.signing_key,
+                now=time.time(),
+                max_observations=node.config.limits.max_observations,
+            )
+            queued = node.committer.run_sync(QueueUnit(req, prepared))
+        except Problem as problem:
+            node.committer.run_sync(AuditOnly([refusal_event(req, node.party, problem)]))
+            raise _fail(
+                json.dumps({"refused": problem.document()}, indent=2, ensure_ascii=False)
+            ) from None
+        typer.echo(f"queued {queued.message_id} (audit index {queued.audit_index})", err=True)
+
+        def status() -> dict[str, Any]:
+            with node.engines.reader.connect() as conn:
+                return inbox.outbound_status(conn, node.party, queued.message_id)
+
+        final = wait_for(status, timeout=wait)
+        typer.echo(json.dumps(final, indent=2, ensure_ascii=False))
+        if final["status"] != "delivered":
+            raise typer.Exit(1)
+    finally:
+        node.close()
+
+
+# -- quickstart -------------------------------------------------------------------
+@app.command()
+def quickstart(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where keys, configuration and database go.")
+    ] = Path("var/quickstart"),
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8000,
+) -> None:
+    """Create development keys and a sample KZ:MIA configuration (once), then serve on SQLite."""
+    from service.config import render_sample_config
+    from service.protocol.keys import SigningKey, generate_private_key, write_private_key
+
+    keys = directory / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    keys.chmod(0o700)
+    node_key = keys / "kz-dev-1.pem"
+    demo_key = keys / "uz-demo.pem"
+    demo_jwk = keys / "uz-demo.jwk.json"
+    if not node_key.exists():
+        write_private_key(node_key, generate_private_key("ed25519"))
+    if not demo_key.exists():
+        private = generate_private_key("ed25519")
+        write_private_key(demo_key, private)
+        demo_jwk.write_text(
+            json.dumps(SigningKey("UZ:MIA#dev-1", private).public().jwk(), indent=2) + "\n"
+        )
+    config = directory / "node.yaml"
+    if not config.exists():
+        db = (directory / "migex.db").resolve()
+        text = render_sample_config(
+            signing_key_file=node_key.resolve(),
+            database_url=f"sqlite:///{db}",
+            partner_jwk_file=demo_jwk.resolve(),
+        )
+        config.write_text(text.replace("port: 8000", f"port: {port}"))
+    typer.echo(
+        f"configuration: {config}\n"
+        f"demo partner UZ:MIA key: {demo_key} (kid UZ:MIA#dev-1)\n"
+        "development tokens: kz-auditor-dev-token, kz-operator-dev-token, kz-client-dev-token",
+        err=True,
+    )
+    serve(config=config, host="127.0.0.1", port=port, workers=1)
 
 
 def main() -> None:  # pragma: no cover

@@ -92,6 +92,7 @@ def build_node(
     *,
     clock: Callable[[], float],
     migrate_on_start: bool = True,
+    record: bool = True,
 ) -> Node:
     keys = load_keys(config)
     signing_key = keys[config.node.active_kid]
@@ -136,7 +137,8 @@ def build_node(
         checkpoint_interval=config.audit.checkpoint_interval_seconds,
     )
     node.committer.start()
-    record_config(node)
+    if record:
+        record_config(node)
     return node
 
 
