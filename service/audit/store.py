@@ -126,6 +126,7 @@ class Appender:
                 "message_id": event.message_id,
                 "type": event.type,
                 "outcome": event.outcome,
+                "code": event.code,
                 "leaf_data": leaf_data,
             }
         )
@@ -133,6 +134,10 @@ class Appender:
 
     def mark(self) -> int:
         return len(self._entries)
+
+    def committed_entries(self) -> list[dict[str, Any]]:
+        """The column values of the entries appended in this batch (for observers)."""
+        return list(self._entries)
 
     def reset(self, mark: int) -> None:
         if mark == len(self._entries):

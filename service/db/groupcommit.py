@@ -91,6 +91,7 @@ class GroupCommitter:
         sign_checkpoint: CheckpointSigner,
         checkpoint_interval: float,
         max_batch: int = 256,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self._engines = engines
         self._node = node
@@ -98,6 +99,7 @@ class GroupCommitter:
         self._sign = sign_checkpoint
         self._interval = checkpoint_interval
         self._max_batch = max_batch
+        self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._cache: tuple[int, list[bytes]] | None = None
@@ -177,6 +179,7 @@ class GroupCommitter:
                 ):
                     self._checkpoint(conn, appender.size, appender.root(), now)
                 new_cache = (appender.size, appender.frontier())
+                committed = appender.committed_entries()
         except (OperationalError, DBAPIError) as exc:
             self._cache = None
             log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
@@ -195,6 +198,11 @@ class GroupCommitter:
             self._fail(batch, exc)
             return
         self._cache = new_cache
+        if self._on_commit is not None and committed:
+            try:
+                self._on_commit(committed)
+            except Exception:
+                log.exception("commit observer failed")
         self.batches += 1
         self.units += len(batch)
         for pending, (ok, value) in zip(batch, results, strict=True):

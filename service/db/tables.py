@@ -95,6 +95,7 @@ class AuditEntryRow(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=36)
     type: str | None = Field(default=None, max_length=64)
     outcome: str = Field(max_length=32)
+    code: str | None = Field(default=None, max_length=40)
     leaf_data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

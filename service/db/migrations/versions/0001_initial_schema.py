@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=36), nullable=True),
         sa.Column("type", sa.String(length=64), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=False),
+        sa.Column("code", sa.String(length=40), nullable=True),
         sa.Column("leaf_data", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("idx"),
     )
