@@ -66,10 +66,12 @@ class AuditEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-def entry_dict(event: AuditEvent, *, index: int, time: float, node: str) -> dict[str, Any]:
+def entry_dict(
+    event: AuditEvent, *, index: int, time: float, node: str, time_text: str | None = None
+) -> dict[str, Any]:
     return {
         "index": index,
-        "time": rfc3339(time),
+        "time": time_text if time_text is not None else rfc3339(time),
         "node": node,
         "event": event.event,
         "outcome": event.outcome,

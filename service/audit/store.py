@@ -8,6 +8,7 @@ O(log n) of them in one query.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, select, tuple_, update
 
 from service.audit import merkle
-from service.audit.entries import AuditEvent, entry_dict
+from service.audit.entries import ENTRY_MEMBERS, AuditEvent, entry_dict
+from service.clock import rfc3339
 from service.db.tables import audit_entries, audit_head, audit_nodes
-from service.protocol.canonical import canonicalize
+from service.protocol.canonical import canonicalize, is_simple
 
 HEAD_ID = 1
 
@@ -84,6 +86,26 @@ def consistency_proof(conn: Connection, old: int, new: int) -> list[bytes]:
     return merkle.consistency_proof(old, new, fetch_nodes(conn, merkle.consistency_nodes(old, new)))
 
 
+_TEXT_MEMBERS = tuple(m for m in ENTRY_MEMBERS if m not in ("index", "detail"))
+
+
+def leaf_bytes(entry: dict[str, Any]) -> bytes:
+    """The entry's RFC 8785 form. Every member but `detail` is a string, null or the
+    index, for which sorted compact `json.dumps` is exactly JCS; `detail` is checked."""
+    if (
+        is_simple(entry["detail"])
+        and isinstance(entry["index"], int)
+        and all(isinstance(entry[m], str | None) for m in _TEXT_MEMBERS)
+        and all(
+            is_simple(entry[m])
+            for m in _TEXT_MEMBERS
+            if entry[m] is not None and not entry[m].isascii()
+        )
+    ):
+        return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonicalize(entry)
+
+
 @dataclass
 class Appender:
     """Assigns indices and builds leaves for one batch; `flush` writes them.
@@ -104,6 +126,7 @@ class Appender:
 
     def __post_init__(self) -> None:
         self._range = merkle.CompactRange.from_frontier(self.start, self.start_frontier)
+        self._time_text = rfc3339(self.now)
 
     @property
     def size(self) -> int:
@@ -111,8 +134,10 @@ class Appender:
 
     def append(self, event: AuditEvent) -> int:
         index = self.size
-        entry = entry_dict(event, index=index, time=self.now, node=self.node)
-        leaf_data = canonicalize(entry)
+        entry = entry_dict(
+            event, index=index, time=self.now, node=self.node, time_text=self._time_text
+        )
+        leaf_data = leaf_bytes(entry)
         leaf = merkle.leaf_hash(leaf_data)
         self._node_marks.append(len(self._nodes))
         self._nodes.extend(self._range.append_collect(leaf))

@@ -16,12 +16,12 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from service.audit import store
@@ -38,15 +38,52 @@ CheckpointSigner = Callable[[int, bytes], str]
 
 @dataclass
 class Tx:
-    """What a unit may use: the connection, the audit appender, the batch's time and rate buckets."""
+    """What a unit may use: the connection, the audit appender, the batch's time and rate buckets.
+
+    `defer` queues an insert that the writer runs with all others of its table in one
+    executemany at the end of the batch; `claimed` lets units see rows deferred by
+    earlier units of the same batch (e.g. a message id already taken).
+    """
 
     conn: Connection
     audit: store.Appender
     now: float
     rates: RateBuckets
+    deferred: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+    claimed: dict[Any, Any] = field(default_factory=dict)
+    _claim_log: list[Any] = field(default_factory=list)
+
+    def defer(self, table: Table, row: dict[str, Any]) -> None:
+        self.deferred.append((table, row))
+
+    def claim(self, key: Any, value: Any) -> None:
+        self.claimed[key] = value
+        self._claim_log.append(key)
+
+    def mark(self) -> tuple[int, int, int, int]:
+        return (self.audit.mark(), self.rates.mark(), len(self.deferred), len(self._claim_log))
+
+    def reset(self, mark: tuple[int, int, int, int]) -> None:
+        audit, rates, deferred, claims = mark
+        self.audit.reset(audit)
+        self.rates.reset(rates)
+        del self.deferred[deferred:]
+        for key in self._claim_log[claims:]:
+            self.claimed.pop(key, None)
+        del self._claim_log[claims:]
+
+    def flush_deferred(self) -> None:
+        by_table: dict[Table, list[dict[str, Any]]] = {}
+        for table, row in self.deferred:
+            by_table.setdefault(table, []).append(row)
+        for table, rows in by_table.items():
+            self.conn.execute(table.insert(), rows)
 
 
 class Unit(Protocol):
+    """Work done inside a batch. A unit that writes only through `tx.defer` (and raises
+    before deferring anything) may set `needs_savepoint = False` to save two round trips."""
+
     def run(self, tx: Tx) -> Any:
         """Do the work; raise Problem to refuse (the work is rolled back)."""
 
@@ -59,7 +96,7 @@ class AuditOnly:
     """A unit that only appends events (refusals before any work, queries, attempts)."""
 
     events: list[AuditEvent]
-    last_index: list[int] = field(default_factory=list)
+    needs_savepoint = False
 
     def run(self, tx: Tx) -> int:
         index = -1
@@ -92,6 +129,7 @@ class GroupCommitter:
         checkpoint_interval: float,
         max_batch: int = 256,
         on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
+        prefetch: Sequence[Callable[[Tx, list[Any]], None]] = (),
     ) -> None:
         self._engines = engines
         self._node = node
@@ -100,6 +138,7 @@ class GroupCommitter:
         self._interval = checkpoint_interval
         self._max_batch = max_batch
         self._on_commit = on_commit
+        self._prefetch = tuple(prefetch)
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._cache: tuple[int, list[bytes]] | None = None
@@ -171,7 +210,11 @@ class GroupCommitter:
                     self._node, head.size, self._frontier(conn, head.size), now
                 )
                 tx = Tx(conn, appender, now, RateBuckets(conn, now))
-                results = [self._run_unit(tx, p.unit) for p in batch]
+                units = [p.unit for p in batch]
+                for prefetch in self._prefetch:
+                    prefetch(tx, units)
+                results = [self._run_unit(tx, unit) for unit in units]
+                tx.flush_deferred()
                 appender.flush(conn)
                 tx.rates.flush()
                 if appender.size > head.checkpoint_size and (
@@ -212,7 +255,7 @@ class GroupCommitter:
                 pending.future.set_exception(value)
 
     def _run_unit(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
-        ok, value = self._in_savepoint(tx, unit.run)
+        ok, value = self._in_savepoint(tx, unit.run, getattr(unit, "needs_savepoint", True))
         if ok:
             return True, value
         problem = (
@@ -221,16 +264,19 @@ class GroupCommitter:
             else Problem("internal", "the request could not be processed; nothing was stored")
         )
         # The unit's work is rolled back; its refusal entry goes into this same commit.
-        refused_ok, error = self._in_savepoint(tx, lambda t: unit.refused(t, problem))
+        refused_ok, error = self._in_savepoint(
+            tx, lambda t: unit.refused(t, problem), getattr(unit, "needs_savepoint", True)
+        )
         if not refused_ok:
             log.error("refusal could not be recorded: %s", type(error).__name__)
         return False, problem
 
     @staticmethod
-    def _in_savepoint(tx: Tx, work: Callable[[Tx], Any]) -> tuple[bool, Any]:
-        mark = tx.audit.mark()
-        rate_mark = tx.rates.mark()
-        savepoint = tx.conn.begin_nested()
+    def _in_savepoint(
+        tx: Tx, work: Callable[[Tx], Any], savepoint: bool = True
+    ) -> tuple[bool, Any]:
+        mark = tx.mark()
+        nested = tx.conn.begin_nested() if savepoint else None
         try:
             value = work(tx)
         except (OperationalError, DBAPIError):
@@ -238,11 +284,12 @@ class GroupCommitter:
         except Exception as exc:
             if not isinstance(exc, Problem):
                 log.exception("unit failed; its work is rolled back")
-            savepoint.rollback()
-            tx.audit.reset(mark)
-            tx.rates.reset(rate_mark)
+            if nested is not None:
+                nested.rollback()
+            tx.reset(mark)
             return False, exc
-        savepoint.commit()
+        if nested is not None:
+            nested.commit()
         return True, value
 
     def _frontier(self, conn: Connection, size: int) -> list[bytes]:

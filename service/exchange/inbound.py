@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select, tuple_
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -182,12 +182,37 @@ class ReceiptSigner:
         return jws.sign_compact(self.key, envelope.encode_payload(receipt))
 
 
+def prefetch_existing(tx: Tx, units: list[Any]) -> None:
+    """Look up, in one query, which messages of this batch's AcceptUnits are already stored;
+    each unit then finds its answer in `tx.claimed` (absent = new)."""
+    keys = {(u.checked.env.iss, u.checked.env.id) for u in units if isinstance(u, AcceptUnit)}
+    if not keys:
+        return
+    m = messages.c
+    rows = tx.conn.execute(
+        select(m.sender, m.message_id, m.digest, m.receipt, m.audit_index).where(
+            tuple_(m.sender, m.message_id).in_(sorted(keys))
+        )
+    )
+    for row in rows:
+        tx.claimed[("message", row.sender, row.message_id)] = (
+            row.digest,
+            bytes(row.receipt),
+            int(row.audit_index),
+        )
+    tx.claimed["prefetched"] = True
+
+
 @dataclass
 class AcceptUnit:
-    """Rate limit, schema, uniqueness; then message + audit entry + receipt, atomically."""
+    """Rate limit, schema, uniqueness; then message + audit entry + receipt, atomically.
+
+    Writes go through `tx.defer` after every check, so the unit needs no savepoint.
+    """
 
     checked: Checked
     signer: ReceiptSigner
+    needs_savepoint = False
 
     def run(self, tx: Tx) -> Stored:
         c = self.checked
@@ -195,42 +220,49 @@ class AcceptUnit:
         self._take_token(tx)
         if c.schema_problem is not None:
             raise c.schema_problem
-        existing = tx.conn.execute(
-            select(messages.c.digest, messages.c.receipt, messages.c.audit_index).where(
-                messages.c.sender == env.iss, messages.c.message_id == env.id
-            )
-        ).first()
+        key = ("message", env.iss, env.id)
+        existing = tx.claimed.get(key)
+        if existing is None and "prefetched" not in tx.claimed:
+            prefetch_existing(tx, [self])
+            existing = tx.claimed.get(key)
         if existing is not None:
-            if existing.digest != c.digest:
+            digest, receipt, index = existing
+            if digest != c.digest:
                 raise Problem(
                     "conflict",
                     f"message id {env.id} from {env.iss} was already received with other content",
                 )
             tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
-            return Stored(bytes(existing.receipt), int(existing.audit_index), created=False)
+            return Stored(receipt, index, created=False)
         detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
         index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
         receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
-        tx.conn.execute(
-            insert(messages).values(
-                direction="in",
-                sender=env.iss,
-                recipient=env.aud,
-                message_id=env.id,
-                type=env.type,
-                agreement=env.agreement,
-                purpose=env.purpose,
-                reply_to=env.reply_to,
-                iat=env.iat,
-                digest=c.digest,
-                jws=c.raw,
-                status="accepted",
-                rule_id=c.rule_id,
-                created_at=tx.now,
-                audit_index=index,
-                receipt=receipt,
-            )
+        tx.defer(
+            messages,
+            {
+                "direction": "in",
+                "sender": env.iss,
+                "recipient": env.aud,
+                "message_id": env.id,
+                "type": env.type,
+                "agreement": env.agreement,
+                "purpose": env.purpose,
+                "reply_to": env.reply_to,
+                "iat": env.iat,
+                "digest": c.digest,
+                "jws": c.raw,
+                "status": "accepted",
+                "rule_id": c.rule_id,
+                "created_at": tx.now,
+                "audit_index": index,
+                "receipt": receipt,
+                "removed_fields": None,
+                "receipt_audit_index": None,
+                "acked_at": None,
+                "purged_at": None,
+            },
         )
+        tx.claim(key, (c.digest, receipt, index))
         return Stored(receipt, index, created=True)
 
     def _take_token(self, tx: Tx) -> None:
