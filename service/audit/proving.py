@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from service.audit import merkle
 from service.audit.checkpoint import verify_checkpoint
+from service.audit.offline import EntryReader
 from service.protocol.b64 import b64_decode
 
 
@@ -33,9 +36,10 @@ def prove_message(
                 f"no entry for message {message_id} within the checkpoint's {cp.size} entries"
             )
         lines = []
+        reader = EntryReader()
         for item in sorted(items, key=lambda i: int(i["index"])):
-            index = int(item["index"])
-            leaf_data = b64_decode(item["leaf_data"])
+            # The entry shown must be exactly the leaf that is hashed.
+            index, leaf_data = reader.read(json.dumps(item), int(item["index"]))
             resp = client.get(
                 "/v1/audit/proofs/inclusion", params={"index": index, "size": cp.size}
             )

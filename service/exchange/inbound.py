@@ -94,9 +94,10 @@ class Checked:
     facts: Facts
     env: Envelope
     partner: Partner
-    rule_id: str
+    rule_id: str | None
     schema_problem: Problem | None
     warnings: list[dict[str, str]] = field(default_factory=list)
+    stale_problem: Problem | None = None
 
 
 def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
@@ -124,11 +125,14 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
         raise Problem("wrong-audience", f"aud is {env.aud}; this node is {policy.node_party}")
     skew = env.iat - now
     if abs(skew) > policy.clock_skew:
-        raise Problem(
+        # Refused unless it is a byte-identical copy of a message already accepted: that
+        # is answered with the original receipt (decided under the lock; docs/protocol.md).
+        stale = Problem(
             "stale",
             f"iat is {abs(int(skew))} s {'ahead of' if skew > 0 else 'behind'} this node's clock; "
             f"the allowed skew is {policy.clock_skew} s",
         )
+        return Checked(raw, digest, facts, env, partner, None, None, stale_problem=stale)
     check_agreement(
         policy.registry.agreements,
         agreement_id=env.agreement,
@@ -218,13 +222,15 @@ class AcceptUnit:
         c = self.checked
         env = c.env
         self._take_token(tx)
-        if c.schema_problem is not None:
-            raise c.schema_problem
         key = ("message", env.iss, env.id)
         existing = tx.claimed.get(key)
         if existing is None and "prefetched" not in tx.claimed:
             prefetch_existing(tx, [self])
             existing = tx.claimed.get(key)
+        if c.stale_problem is not None and (existing is None or existing[0] != c.digest):
+            raise c.stale_problem
+        if c.schema_problem is not None:
+            raise c.schema_problem
         if existing is not None:
             digest, receipt, index = existing
             if digest != c.digest:
@@ -252,7 +258,7 @@ class AcceptUnit:
                 "digest": c.digest,
                 "jws": c.raw,
                 "status": "accepted",
-                "rule_id": c.rule_id,
+                "rule_id": c.rule_id or "",
                 "created_at": tx.now,
                 "audit_index": index,
                 "receipt": receipt,

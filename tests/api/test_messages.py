@@ -271,3 +271,25 @@ def test_every_refusal_leaves_an_audit_entry(client: TestClient, federation: Fed
     assert refused[0]["from"] == "UZ:MIA"
     assert refused[1]["from"] is None
     assert stored_count(client) == 0
+
+
+def test_byte_identical_copy_outside_the_skew_gets_the_original_receipt(
+    client: TestClient, federation: Federation, clock: Any
+) -> None:
+    token = federation.uz.sign(envelope_for(federation.uz))
+    first = post(client, token)
+    clock.advance(3600)
+    again = post(client, token)
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert stored_count(client) == 1
+
+
+def test_stale_copy_with_other_bytes_is_still_stale(
+    client: TestClient, federation: Federation, clock: Any
+) -> None:
+    env = envelope_for(federation.uz)
+    assert post(client, federation.uz.sign(env)).status_code == 201
+    clock.advance(3600)
+    other = envelope_for(federation.uz, msg_id=env.id, iat=NOW + 1)
+    assert_refused(post(client, federation.uz.sign(other)), "stale", 422)
