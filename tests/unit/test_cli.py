@@ -1,0 +1,144 @@
+"""The `migex` command: keys, configuration checks, tokens, schemas, audit export and verify."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.config import load_config
+from service.main import create_app
+from service.partners.tokens import hash_token
+from tests.support.nodes import AUDITOR_TOKEN, Federation, envelope_for
+
+runner = CliRunner()
+
+
+def test_keys_generate_writes_a_private_key_readable_only_by_its_owner(tmp_path: Path) -> None:
+    out = tmp_path / "k.pem"
+    result = runner.invoke(app, ["keys", "generate", "--kid", "KZ:MIA#2027-01", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    jwk = json.loads(result.stdout)
+    assert (jwk["kty"], jwk["crv"], jwk["kid"]) == ("OKP", "Ed25519", "KZ:MIA#2027-01")
+    assert "d" not in jwk
+
+
+def test_keys_generate_p256_with_a_jwk_file(tmp_path: Path) -> None:
+    out, jwk_out = tmp_path / "k.pem", tmp_path / "pub" / "k.jwk.json"
+    result = runner.invoke(
+        app,
+        [
+            "keys",
+            "generate",
+            "--kid",
+            "KG:SRS#1",
+            "--out",
+            str(out),
+            "--kind",
+            "p256",
+            "--jwk-out",
+            str(jwk_out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(jwk_out.read_text())["crv"] == "P-256"
+
+
+def test_keys_generate_refuses_to_overwrite_a_key(tmp_path: Path) -> None:
+    out = tmp_path / "k.pem"
+    out.write_text("existing")
+    result = runner.invoke(app, ["keys", "generate", "--kid", "KZ:MIA#1", "--out", str(out)])
+    assert result.exit_code == 1
+    assert out.read_text() == "existing"
+
+
+def test_config_check_accepts_a_valid_file(federation: Federation) -> None:
+    result = runner.invoke(app, ["config", "check", str(federation.write_config())])
+    assert result.exit_code == 0, result.output
+    assert "ok (KZ:MIA, 2 partners)" in result.stdout
+
+
+def test_config_check_names_the_line_of_a_bad_rule(federation: Federation) -> None:
+    def unknown_agreement(cfg: dict[str, object]) -> None:
+        federation.partner(cfg, "UZ:MIA")["rules"][0]["agreements"] = ["no-such-agreement"]  # type: ignore[arg-type]
+
+    federation.mutate = unknown_agreement
+    path = federation.write_config()
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path.name}:" in result.output
+    assert "no-such-agreement" in result.output
+
+
+def test_tokens_new_prints_a_token_and_its_hash() -> None:
+    result = runner.invoke(app, ["tokens", "new", "--name", "auditor-2", "--role", "auditor"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    token = lines[0].rsplit(" ", 1)[1]
+    assert hash_token(token) in lines[1]
+
+
+def test_schemas_check_passes_on_the_published_schemas() -> None:
+    result = runner.invoke(app, ["schemas", "check", str(Path(__file__).parents[2] / "schemas")])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_audit_export_then_verify_detects_tampering(
+    federation: Federation, tmp_path: Path, tamper: bool
+) -> None:
+    path = federation.write_config()
+    with TestClient(create_app(load_config(path))) as client:
+        for _ in range(3):
+            env = envelope_for(federation.uz, iat=int(client.app.state.node.clock()))  # type: ignore[attr-defined]
+            resp = client.post(
+                "/v1/messages",
+                content=federation.uz.sign(env),
+                headers={"Content-Type": "application/jose"},
+            )
+            assert resp.status_code == 201, resp.text
+        note = client.get(
+            "/v1/audit/checkpoint", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"}
+        ).text
+        vkey = client.get("/.well-known/migex-audit-key").text.strip()
+    exported = runner.invoke(app, ["audit", "export", "--config", str(path)])
+    assert exported.exit_code == 0, exported.output
+    lines = exported.stdout.splitlines()
+    if tamper:
+        assert '"party":"UZ:MIA"' in lines[1]
+        lines[1] = lines[1].replace('"party":"UZ:MIA"', '"party":"TJ:MIA"')
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "cp.txt").write_text(note)
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            "--export",
+            str(tmp_path / "log.jsonl"),
+            "--checkpoint",
+            str(tmp_path / "cp.txt"),
+            "--key",
+            vkey,
+        ],
+    )
+    if tamper:
+        assert result.exit_code == 1
+        assert "FAILED" in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("ok:")
+
+
+def test_audit_key_matches_the_published_key(federation: Federation) -> None:
+    path = federation.write_config()
+    result = runner.invoke(app, ["audit", "key", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    with TestClient(create_app(load_config(path))) as client:
+        assert client.get("/.well-known/migex-audit-key").text.strip() == result.stdout.strip()
