@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from service.api import examples as ex
 from service.api.deps import AuditorDep, NodeDep
 from service.api.openapi import problems
 from service.audit import entries as ev
@@ -71,7 +72,12 @@ async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
     return PlainTextResponse(note)
 
 
-@router.get("/entries", summary="A page of entries [start, end)", responses=_AUTH)
+@router.get(
+    "/entries",
+    summary="A page of entries [start, end)",
+    description="At most `audit.page_size` entries per call; `leaf_data` is exactly the hashed bytes.",
+    responses={200: ex.json_example(ex.ENTRIES_EXAMPLE), **_AUTH},
+)
 async def get_entries(
     node: NodeDep,
     who: AuditorDep,
@@ -91,7 +97,12 @@ async def get_entries(
     return {"entries": await run_in_threadpool(read)}
 
 
-@router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof", responses=_AUTH)
+@router.get(
+    "/proofs/inclusion",
+    summary="RFC 9162 inclusion proof",
+    description="The audit path of entry `index` in the tree of `size` entries, leaf to root, standard base64.",
+    responses={200: ex.json_example(ex.INCLUSION_EXAMPLE), **_AUTH},
+)
 async def get_inclusion(
     node: NodeDep,
     who: AuditorDep,
@@ -113,7 +124,12 @@ async def get_inclusion(
     return {"index": index, "size": size, "hashes": [b64_encode(h) for h in hashes]}
 
 
-@router.get("/proofs/consistency", summary="RFC 9162 consistency proof", responses=_AUTH)
+@router.get(
+    "/proofs/consistency",
+    summary="RFC 9162 consistency proof",
+    description="Proves the tree of `to` entries extends the tree of `from` entries (1 <= from <= to).",
+    responses={200: ex.json_example(ex.CONSISTENCY_EXAMPLE), **_AUTH},
+)
 async def get_consistency(
     node: NodeDep,
     who: AuditorDep,
@@ -139,7 +155,7 @@ async def get_consistency(
     "/search",
     summary="Search entries, newest first",
     description="Filters combine with AND. `since`/`until` are Unix seconds. Pass `next_cursor` as `cursor` for older entries.",
-    responses=_AUTH,
+    responses={200: ex.json_example(ex.SEARCH_EXAMPLE), **_AUTH},
 )
 async def search(
     node: NodeDep,
@@ -182,7 +198,13 @@ async def search(
     summary="Export entries [start, end) as JSON Lines",
     description="Streams one entry a line in the format `migex audit verify` reads; `end` defaults to the tree size.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}}}, **_AUTH},
+    responses={
+        200: {
+            "description": "JSON Lines",
+            "content": {"application/jsonl": {"example": ex.EXPORT_EXAMPLE}},
+        },
+        **_AUTH,
+    },
 )
 async def export(
     node: NodeDep,

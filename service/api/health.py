@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.api import examples as ex
 from service.api.deps import NodeDep
 from service.api.openapi import problems
 from service.db import migrate
@@ -16,7 +17,11 @@ from service.protocol.problems import Problem
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health", summary="The process is up")
+@router.get(
+    "/health",
+    summary="The process is up",
+    responses={200: ex.json_example(ex.HEALTH_EXAMPLE), **problems(503)},
+)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -24,7 +29,7 @@ def health() -> dict[str, str]:
 @router.get(
     "/ready",
     summary="Database reachable, keys loaded, migrations current",
-    responses=problems(503),
+    responses={200: ex.json_example(ex.READY_EXAMPLE), **problems(503)},
 )
 def ready(node: NodeDep) -> dict[str, Any]:
     try:

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from service.api import examples as ex
 from service.api.deps import NodeDep
+from service.api.openapi import problems
 from service.protocol.keys import jwks
 
 router = APIRouter(tags=["keys"])
@@ -17,6 +19,7 @@ router = APIRouter(tags=["keys"])
     "/.well-known/jwks.json",
     summary="The node's public signing keys (RFC 7517 JWK Set)",
     description="Partner operators pin these keys in their configuration; the node never trusts a key a message carries.",
+    responses={200: ex.json_example(ex.JWKS_EXAMPLE), **problems(503)},
 )
 def get_jwks(node: NodeDep) -> dict[str, Any]:
     return jwks(node.published)
@@ -26,7 +29,7 @@ def get_jwks(node: NodeDep) -> dict[str, Any]:
     "/.well-known/migex-audit-key",
     summary="The audit checkpoint verifier key (C2SP signed-note format)",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"example": "migex/KZ:MIA+1a2b3c4d+AaBc...="}}}},
+    responses={200: ex.text_example(ex.AUDIT_KEY_EXAMPLE), **problems(503)},
 )
 def get_audit_key(node: NodeDep) -> PlainTextResponse:
     return PlainTextResponse(node.audit_vkey + "\n")
