@@ -185,3 +185,36 @@ def test_every_auditor_query_is_itself_recorded(client: TestClient) -> None:
     assert endpoints[:3] == ["search", "search", "checkpoint"]
     assert queries[1]["entry"]["detail"]["party"] == "UZ:MIA"
     assert queries[0]["entry"]["detail"]["auditor"] == "auditor-1"
+
+
+def test_prove_shows_a_message_is_in_a_signed_tree(
+    client: TestClient, federation: Federation
+) -> None:
+    from service.audit.proving import prove_message
+
+    ids = exchange(client, federation)
+    note, _ = checkpoint(client)
+    vkey = client.get("/.well-known/migex-audit-key").text.strip()
+    lines = prove_message(
+        "http://testserver", AUDITOR_TOKEN, ids[0], note, vkey, transport=client._transport
+    )
+    assert len(lines) == 1
+    assert lines[0].startswith("ok: entry ")
+    assert "message.accepted" in lines[0]
+
+
+def test_prove_refuses_a_checkpoint_under_another_key(
+    client: TestClient, federation: Federation
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.audit.note import verifier_key
+    from service.audit.proving import prove_message
+
+    ids = exchange(client, federation)
+    note, _ = checkpoint(client)
+    other = verifier_key("migex/KZ:MIA", Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(ValueError, match=r"(?i)signature|verif"):
+        prove_message(
+            "http://testserver", AUDITOR_TOKEN, ids[0], note, other, transport=client._transport
+        )
