@@ -23,6 +23,7 @@ schemas_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
 tokens_app = typer.Typer(
     help="Bearer tokens for auditors, operators and clients.", no_args_is_help=True
 )
+retention_app = typer.Typer(help="Retention of stored message bodies.", no_args_is_help=True)
 for sub, name in (
     (keys_app, "keys"),
     (config_app, "config"),
@@ -30,6 +31,7 @@ for sub, name in (
     (audit_app, "audit"),
     (schemas_app, "schemas"),
     (tokens_app, "tokens"),
+    (retention_app, "retention"),
 ):
     app.add_typer(sub, name=name)
 
@@ -72,6 +74,11 @@ def serve(
     finally:
         engines.dispose()
     os.environ["MIGEX_CONFIG"] = str(config.resolve())
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes: counters are summed across them through this directory.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="migex-metrics-")
     bind_host = host or cfg.listen.host
     bind_port = port if port is not None else cfg.listen.port
     typer.echo(f"migex {cfg.node.party} listening on http://{bind_host}:{bind_port}", err=True)
@@ -299,6 +306,30 @@ def audit_prove(
         raise _fail(f"FAILED: {exc}") from None
     for line in lines:
         typer.echo(line)
+
+
+# -- retention ------------------------------------------------------------------
+@retention_app.command("purge")
+def retention_purge(config: ConfigOpt) -> None:
+    """Purge message bodies older than retention.message_body_days now; audit entries stay."""
+    import time
+
+    from service.config import ConfigError, load_config
+    from service.exchange.retention import purge_sync
+    from service.runtime import build_node
+
+    try:
+        cfg = load_config(config)
+    except (ConfigError, OSError) as exc:
+        raise _fail(f"configuration refused:\n{exc}") from None
+    node = build_node(cfg, clock=time.time, record=False)
+    try:
+        report = purge_sync(
+            node.committer, now=time.time(), body_days=cfg.retention.message_body_days
+        )
+    finally:
+        node.close()
+    typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
 # -- send -----------------------------------------------------------------------

@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from service.api import audit, errors, health, local, messages, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
+from service.exchange import retention
 from service.exchange.delivery import DeliveryWorker
+from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
 
 DESCRIPTION = """\
@@ -54,6 +56,15 @@ def create_app(
             )
             if run_delivery:
                 worker_task = asyncio.create_task(node.delivery.run_forever(stopping))
+            purge_task = asyncio.create_task(
+                retention.run_periodically(
+                    node.committer,
+                    clock=clock,
+                    body_days=config.retention.message_body_days,
+                    interval=config.retention.purge_interval_seconds,
+                    stopping=stopping,
+                )
+            )
             try:
                 yield
             finally:
@@ -61,6 +72,7 @@ def create_app(
                 node.delivery.wake()
                 if worker_task is not None:
                     await worker_task
+                await purge_task
                 node.close()
 
     app = FastAPI(
@@ -70,6 +82,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
     return app

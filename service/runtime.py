@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,7 +22,8 @@ from service.db.engine import Engines, create_engines
 from service.db.groupcommit import AuditOnly, GroupCommitter
 from service.db.tables import node_state
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
-from service.exchange.inbound import InboundPolicy, ReceiptSigner
+from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_existing
+from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
 from service.partners.tokens import TokenStore
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key
@@ -47,6 +48,7 @@ class Node:
     policy: InboundPolicy
     signer: ReceiptSigner
     delivery: DeliveryWorker | None = None
+    metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
 
     @property
     def audit_vkey(self) -> str:
@@ -128,6 +130,7 @@ def build_node(
             max_observations=limits.max_observations,
         ),
         signer=ReceiptSigner(party, signing_key, clock),
+        metrics=ExchangeMetrics(p.party for p in registry.partners()),
     )
     node.committer = GroupCommitter(
         engines,
@@ -135,6 +138,8 @@ def build_node(
         clock=clock,
         sign_checkpoint=node.sign_checkpoint,
         checkpoint_interval=config.audit.checkpoint_interval_seconds,
+        prefetch=[prefetch_existing],
+        on_commit=node.metrics.observe_commit,
     )
     node.committer.start()
     if record:

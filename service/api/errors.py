@@ -1,14 +1,22 @@
-"""The one place refusals become RFC 9457 problem documents."""
+"""The one place refusals become RFC 9457 problem documents.
+
+`install` also adds `BodyLimit`, which holds every request body to the node's
+`limits.max_message_bytes` and `limits.request_timeout_seconds` while it is read, so
+no endpoint buffers an oversized body or waits forever for a slow sender.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.protocol.problems import Problem
 
@@ -31,11 +39,30 @@ async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc)
 
 
+# Codes for the framework's own refusals. Services raise Problem, never HTTPException.
+_HTTP_CODES = {
+    404: "not-found",
+    405: "method-not-allowed",
+    408: "request-timeout",
+    413: "too-large",
+    415: "unsupported-media-type",
+}
+
+
 async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
     detail = str(exc.detail) if exc.detail else "request refused"
-    return problem_response(Problem(code, detail))
+    if exc.status_code == 400:
+        # The framework could not parse a request body (e.g. JSON that is not UTF-8):
+        # the same refusal as a JSON syntax error, which FastAPI reports as validation.
+        return problem_response(
+            Problem(
+                "invalid-parameters",
+                "the request body could not be parsed",
+                extra={"errors": [{"path": "/body", "message": detail}]},
+            )
+        )
+    return problem_response(Problem(_HTTP_CODES.get(exc.status_code, "bad-request"), detail))
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -49,7 +76,11 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_database(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_database(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)  # noqa: S101
+    if not _is_outage(exc):
+        # Bad data or a bug, not an outage: a retry would fail the same way.
+        return await _on_unexpected(request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)
     return problem_response(
         Problem(
@@ -60,12 +91,84 @@ async def _on_database(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _is_outage(exc: DBAPIError) -> bool:
+    """Whether the database could not be reached or dropped the connection."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
     return problem_response(Problem("internal", "an internal error occurred; nothing was stored"))
 
 
+class _BodyRefused(StarletteHTTPException):
+    """Raised from `receive` inside an endpoint; FastAPI re-raises HTTPExceptions as they are."""
+
+
+# Routes that read their body themselves with these limits (and audit the refusal).
+_SELF_LIMITED = frozenset({"/v1/messages"})
+
+
+class BodyLimit:
+    """Refuse a body over the size limit (413) or not received in time (408) while reading.
+
+    A declared `Content-Length` over the limit is refused before any byte is read;
+    a chunked body is counted as it arrives and cut off at the limit. The limits are
+    the running node's, read at each request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        node = getattr(scope["app"].state, "node", None) if "app" in scope else None
+        if scope["type"] != "http" or node is None or scope["path"] in _SELF_LIMITED:
+            await self.app(scope, receive, send)
+            return
+        limit: int = node.config.limits.max_message_bytes
+        timeout: float = node.config.limits.request_timeout_seconds
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            problem = Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
+            await problem_response(problem)(scope, receive, send)
+            return
+        await self.app(scope, _limited(receive, limit, timeout), send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state: dict[str, Any] = {"received": 0, "done": False}
+
+    async def limited() -> Message:
+        if state["done"]:
+            return await receive()  # e.g. waiting for a disconnect while streaming
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise _BodyRefused(408, f"the body was not received within {timeout:g} s") from None
+        if message["type"] == "http.request":
+            state["received"] += len(message.get("body", b""))
+            if state["received"] > limit:
+                raise _BodyRefused(413, f"the body is over the limit of {limit} bytes")
+            state["done"] = not message.get("more_body", False)
+        else:
+            state["done"] = True
+        return message
+
+    return limited
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(BodyLimit)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)

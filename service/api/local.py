@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 
+from service.api import examples as ex
 from service.api.deps import ClientDep, NodeDep, OperatorDep
 from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
@@ -21,6 +22,99 @@ from service.protocol.problems import Problem
 router = APIRouter(prefix="/v1", tags=["local"])
 
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+_SENT = "01935c2e-6c58-70f8-843f-ecca6ffc2c2b"
+_REPLY = "01935c31-0a4e-7b21-9d3c-5f0e8a7b6c21"
+STATUS_EXAMPLE: dict[str, Any] = {
+    "id": _SENT,
+    "to": "KG:SRS",
+    "type": "citizenship.verification-request",
+    "agreement": "cis-1998",
+    "purpose": "identity-verification",
+    "reply_to": None,
+    "status": "delivered",
+    "audit_index": 4711,
+    "removed_fields": [],
+    "attempts": [
+        {
+            "attempt": 1,
+            "at": 1795000000.25,
+            "outcome": "delivered",
+            "http_status": 201,
+            "error": None,
+        }
+    ],
+    "next_attempt_at": None,
+    "last_error": None,
+    "receipt": {
+        "jws": "eyJhbGciOiJFZDI1NTE5Iiwia2lkIjoiS0c6U1JTIzIwMjYtMDEiLCJ0eXAiOiJtaWdleCtqd3MifQ.eyJ...In0.c2ln",
+        "payload": {
+            "v": 1,
+            "id": "01935c2e-7001-7a3c-8e2f-1b2c3d4e5f60",
+            "iss": "KG:SRS",
+            "aud": "KZ:MIA",
+            "iat": 1795000000,
+            "type": "receipt",
+            "agreement": "cis-1998",
+            "purpose": "identity-verification",
+            "reply_to": _SENT,
+            "body": {
+                "status": "accepted",
+                "digest": "sha-256:PS2OYWb7X_Et_qcR0F-2Dt4j5ckYUYJc1B9UhmJsB9U",
+                "audit_index": 1288,
+            },
+        },
+        "partner_audit_index": 1288,
+    },
+    "replies": [
+        {
+            "id": _REPLY,
+            "from": "KG:SRS",
+            "type": "citizenship.verification-response",
+            "audit_index": 4790,
+        }
+    ],
+}
+INBOX_EXAMPLE: dict[str, Any] = {
+    "messages": [
+        {
+            "id": _REPLY,
+            "from": "KG:SRS",
+            "type": "citizenship.verification-response",
+            "agreement": "cis-1998",
+            "purpose": "identity-verification",
+            "reply_to": _SENT,
+            "received_at": 1795000420.5,
+            "audit_index": 4790,
+            "acked": False,
+            "body": {
+                "result": "confirmed",
+                "checked_on": "2026-11-20",
+                "matched_fields": ["names.latin", "birth_date"],
+                "person": {"birth_date": "1991-03-14"},
+            },
+            "purged": False,
+        }
+    ],
+    "next_cursor": None,
+}
+ACK_EXAMPLE: dict[str, Any] = {"id": _REPLY, "from": "KG:SRS", "acked": True, "changed": True}
+OPERATOR_OUTBOX_EXAMPLE: dict[str, Any] = {
+    "state": "failed",
+    "messages": [
+        {
+            "message_id": _SENT,
+            "recipient": "TJ:MIA",
+            "type": "statistics.migration-flows",
+            "status": "failed",
+            "attempts": 10,
+            "last_error": "transport",
+            "created_at": 1795000000.0,
+            "next_attempt_at": 1795001843.2,
+        }
+    ],
+}
+RETRY_EXAMPLE: dict[str, Any] = {"id": _SENT, "status": "queued"}
 
 
 class OutboundIn(BaseModel):
@@ -99,7 +193,7 @@ async def submit(item: OutboundIn, node: NodeDep, who: ClientDep, response: Resp
 @router.get(
     "/outbox/{message_id}",
     summary="Status of an outbound message: attempts, the partner's receipt, replies",
-    responses=problems(401, 403, 404),
+    responses={200: ex.json_example(STATUS_EXAMPLE), **problems(401, 403, 404)},
 )
 async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dict[str, Any]:
     def read() -> dict[str, Any]:
@@ -110,7 +204,9 @@ async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dic
 
 
 @router.get(
-    "/inbox", summary="Accepted inbound messages, oldest first", responses=problems(401, 403, 422)
+    "/inbox",
+    summary="Accepted inbound messages, oldest first",
+    responses={200: ex.json_example(INBOX_EXAMPLE), **problems(401, 403, 422)},
 )
 async def read_inbox(
     node: NodeDep,
@@ -131,7 +227,7 @@ async def read_inbox(
 @router.post(
     "/inbox/{sender}/{message_id}/ack",
     summary="Acknowledge an inbound message",
-    responses=problems(401, 403, 404),
+    responses={200: ex.json_example(ACK_EXAMPLE), **problems(401, 403, 404)},
 )
 async def acknowledge(
     sender: str, message_id: str, node: NodeDep, who: ClientDep
@@ -143,7 +239,7 @@ async def acknowledge(
 @router.get(
     "/operator/outbox",
     summary="Outbound messages by delivery state (operators)",
-    responses=problems(401, 403, 422),
+    responses={200: ex.json_example(OPERATOR_OUTBOX_EXAMPLE), **problems(401, 403, 422)},
 )
 async def operator_outbox(
     node: NodeDep,
@@ -183,7 +279,7 @@ async def operator_outbox(
 @router.post(
     "/operator/outbox/{message_id}/retry",
     summary="Queue a failed message for delivery again (operators)",
-    responses=problems(401, 403, 404),
+    responses={200: ex.json_example(RETRY_EXAMPLE), **problems(401, 403, 404, 422)},
 )
 async def operator_retry(message_id: str, node: NodeDep, who: OperatorDep) -> dict[str, Any]:
     def requeue() -> int:

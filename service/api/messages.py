@@ -106,8 +106,13 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         else:
             checked = check_inbound(node.policy, raw, now)
     except Refused as refused:
+        if refused.facts.authentic and refused.facts.env is not None:
+            request.state.message_id = refused.facts.env.id
+            request.state.partner = refused.facts.env.iss
         await node.committer.run(AuditOnly([refused.facts.refusal(refused.problem)]))
         raise refused.problem from None
+    request.state.message_id = checked.env.id
+    request.state.partner = checked.env.iss
     stored = await node.committer.run(AcceptUnit(checked, node.signer))
     return Response(
         content=stored.receipt,

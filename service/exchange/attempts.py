@@ -34,6 +34,7 @@ class AttemptResult:
     receipt: bytes | None = None
     receipt_index: int | None = None
     receipt_digest: str | None = None
+    duration_ms: float = 0.0
 
 
 @dataclass
@@ -74,9 +75,10 @@ class AttemptUnit:
 
     def run(self, tx: Tx) -> str:
         r = self.result
-        state = tx.conn.execute(
-            select(outbox.c.state).where(outbox.c.message_pk == self.job_pk)
-        ).scalar_one()
+        current = tx.conn.execute(
+            select(outbox.c.state, outbox.c.lease_owner).where(outbox.c.message_pk == self.job_pk)
+        ).one()
+        state = current.state
         tx.conn.execute(
             insert(delivery_attempts).values(
                 message_pk=self.job_pk,
@@ -84,8 +86,8 @@ class AttemptUnit:
                 at=tx.now,
                 outcome=r.outcome,
                 http_status=r.http_status,
-                error=(r.code or "") + (f": {r.error}" if r.error else "") or None,
-                duration_ms=0.0,
+                error=": ".join(part for part in (r.code, r.error) if part) or None,
+                duration_ms=r.duration_ms,
             )
         )
         final = self._final_state(state)
@@ -111,10 +113,15 @@ class AttemptUnit:
         msg_values: dict[str, Any] = {}
         if final == "delivered":
             values["state"] = "delivered"
+            # The receipt covers the copy that was delivered, which after a conflict is
+            # an older one than the message row's latest re-signed copy.
             msg_values = {
                 "status": "delivered",
                 "receipt": r.receipt,
                 "receipt_audit_index": r.receipt_index,
+                "jws": self.copy.jws,
+                "digest": self.copy.digest,
+                "iat": self.copy.iat,
             }
         elif final in ("failed", "refused"):
             values["state"] = "failed"
@@ -125,7 +132,14 @@ class AttemptUnit:
             # Another worker already recorded the delivery: keep it.
             values = {"lease_owner": None, "lease_until": None}
             msg_values = {}
-        tx.conn.execute(update(outbox).where(outbox.c.message_pk == self.job_pk).values(**values))
+        elif final == "retry" and current.lease_owner not in (None, self.owner):
+            # This worker's lease expired and another worker holds the message now:
+            # the attempt is recorded; the schedule and the lease stay that worker's.
+            values = {}
+        if values:
+            tx.conn.execute(
+                update(outbox).where(outbox.c.message_pk == self.job_pk).values(**values)
+            )
         if msg_values:
             tx.conn.execute(
                 update(messages).where(messages.c.pk == self.job_pk).values(**msg_values)

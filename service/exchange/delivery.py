@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -166,13 +168,17 @@ class DeliveryWorker:
         result = await self._post(partner, copy)
         if result.outcome == "conflict":
             # An earlier copy reached the partner: re-send those exact bytes for its receipt.
+            # A transient failure on the way leaves the message to be tried again.
+            transient: AttemptResult | None = None
             for older in reversed(job.copies[:-1] if copy is job.copies[-1] else job.copies):
                 retry = await self._post(partner, older)
                 if retry.outcome == "delivered":
                     result, copy = retry, older
                     break
+                if retry.outcome == "retry" and transient is None:
+                    transient = retry
             else:
-                result = replace(result, outcome="refused")
+                result = transient or replace(result, outcome="refused")
         await self._record(job, result, copy, self._clock())
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
@@ -186,6 +192,7 @@ class DeliveryWorker:
     async def _post(self, partner: Partner, copy: SignedCopy) -> AttemptResult:
         url = partner.endpoint.rstrip("/") + "/v1/messages"
         started = self._clock()
+        timer = time.perf_counter()
         try:
             resp = await self._client.post(
                 url,
@@ -194,8 +201,10 @@ class DeliveryWorker:
                 timeout=self.settings.timeout,
             )
         except httpx.HTTPError as exc:
-            return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
-        return self._classify(partner, copy, resp, started)
+            result = AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            result = self._classify(partner, copy, resp, started)
+        return replace(result, duration_ms=(time.perf_counter() - timer) * 1000)
 
     def _classify(
         self, partner: Partner, copy: SignedCopy, resp: httpx.Response, started: float
@@ -220,7 +229,7 @@ class DeliveryWorker:
             return AttemptResult("conflict", status, code, _detail(resp))
         if status in (408, 429) or status >= 500:
             return AttemptResult(
-                "retry", status, code, _detail(resp), retry_after=_retry_after(resp)
+                "retry", status, code, _detail(resp), retry_after=_retry_after(resp, started)
             )
         return AttemptResult("refused", status, code, _detail(resp))
 
@@ -277,6 +286,15 @@ def _detail(resp: httpx.Response) -> str:
     return resp.text[:300]
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+def _retry_after(resp: httpx.Response, now: float) -> float | None:
+    """Seconds to wait from `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    value = resp.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)

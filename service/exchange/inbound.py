@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -187,23 +187,26 @@ class ReceiptSigner:
 
 
 def prefetch_existing(tx: Tx, units: list[Any]) -> None:
-    """Look up, in one query, which messages of this batch's AcceptUnits are already stored;
-    each unit then finds its answer in `tx.claimed` (absent = new)."""
-    keys = {(u.checked.env.iss, u.checked.env.id) for u in units if isinstance(u, AcceptUnit)}
-    if not keys:
-        return
+    """Look up which messages of this batch's AcceptUnits are already stored, one query
+    per sender (so the (sender, message_id) index is used); each unit then finds its
+    answer in `tx.claimed` (absent = new)."""
+    by_sender: dict[str, set[str]] = {}
+    for unit in units:
+        if isinstance(unit, AcceptUnit):
+            by_sender.setdefault(unit.checked.env.iss, set()).add(unit.checked.env.id)
     m = messages.c
-    rows = tx.conn.execute(
-        select(m.sender, m.message_id, m.digest, m.receipt, m.audit_index).where(
-            tuple_(m.sender, m.message_id).in_(sorted(keys))
+    for sender, ids in by_sender.items():
+        rows = tx.conn.execute(
+            select(m.message_id, m.digest, m.receipt, m.audit_index).where(
+                m.sender == sender, m.message_id.in_(sorted(ids))
+            )
         )
-    )
-    for row in rows:
-        tx.claimed[("message", row.sender, row.message_id)] = (
-            row.digest,
-            bytes(row.receipt),
-            int(row.audit_index),
-        )
+        for row in rows:
+            tx.claimed[("message", sender, row.message_id)] = (
+                row.digest,
+                bytes(row.receipt),
+                int(row.audit_index),
+            )
     tx.claimed["prefetched"] = True
 
 

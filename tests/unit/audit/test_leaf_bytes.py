@@ -14,7 +14,10 @@ from service.protocol.canonical import canonicalize_fast
 
 texts = st.text(max_size=20)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | texts
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | texts
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
@@ -37,7 +40,9 @@ def test_canonicalize_fast_equals_the_reference(value: Any) -> None:
 
 @given(
     texts,
-    st.dictionaries(texts, st.none() | st.integers(0, 10**6) | texts | st.lists(texts, max_size=3), max_size=4),
+    st.dictionaries(
+        texts, st.none() | st.integers(0, 10**6) | texts | st.lists(texts, max_size=3), max_size=4
+    ),
 )
 def test_leaf_bytes_equals_the_reference(party: str, detail: dict[str, Any]) -> None:
     event = AuditEvent("message.refused", "refused", party=party, code="malformed", detail=detail)
@@ -50,6 +55,8 @@ def test_leaf_bytes_equals_the_reference(party: str, detail: dict[str, Any]) -> 
 def test_leaf_bytes_of_a_float_detail_equals_the_reference() -> None:
     entry = entry_dict(
         AuditEvent("delivery.attempt", "retry", detail={"seconds": 0.1, "é": 1e21}),
-        index=1, time=0.0, node="KZ:MIA",
+        index=1,
+        time=0.0,
+        node="KZ:MIA",
     )
     assert leaf_bytes(entry) == rfc8785.dumps(entry)
