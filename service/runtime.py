@@ -151,7 +151,7 @@ def record_config(node: Node) -> None:
     """Append config.loaded (and config.changed when keys or rules differ from last time)."""
     digest = config_digest(node.config)
     kids = sorted(
-        f"{p.party}:{k.kid}{' (revoked)' if k.revoked else ''}"
+        f"{k.kid}{' (revoked)' if k.revoked else ''}"
         for p in node.registry.partners()
         for k in p.keys.values()
     )
@@ -160,6 +160,8 @@ def record_config(node: Node) -> None:
         "digest": digest,
         "partner_keys": kids,
         "own_keys": sorted(node.signing_keys),
+        "active_kid": [node.config.node.active_kid],
+        "audit_kid": [node.config.node.audit_kid],
         "rules": rules,
     }
     with node.engines.reader.connect() as conn:
@@ -172,7 +174,7 @@ def record_config(node: Node) -> None:
                 "added": sorted(set(state[name]) - set(previous.get(name, []))),
                 "removed": sorted(set(previous.get(name, [])) - set(state[name])),
             }
-            for name in ("partner_keys", "own_keys", "rules")
+            for name in ("partner_keys", "own_keys", "active_kid", "audit_kid", "rules")
         }
         events.append(AuditEvent(ev.CONFIG_CHANGED, "ok", detail={"digest": digest, **changed}))
     node.committer.run_sync(_StoreConfigState(events, json.dumps(state, sort_keys=True)))

@@ -24,6 +24,9 @@ from service.runtime import Node
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
+# Indices are recorded in audit.query entries, whose JSON must stay exact (RFC 8785).
+SAFE_INT = 2**53 - 1
+
 _AUTH = problems(401, 403, 422, 503)
 
 
@@ -81,8 +84,8 @@ async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
 async def get_entries(
     node: NodeDep,
     who: AuditorDep,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[int, Query(ge=0, le=SAFE_INT)],
+    end: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> dict[str, Any]:
     await _record(node, who, "entries", start=start, end=end)
     size = await run_in_threadpool(_size, node)
@@ -106,8 +109,8 @@ async def get_entries(
 async def get_inclusion(
     node: NodeDep,
     who: AuditorDep,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int, Query(ge=1)],
+    index: Annotated[int, Query(ge=0, le=SAFE_INT)],
+    size: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> dict[str, Any]:
     await _record(node, who, "proofs/inclusion", index=index, size=size)
 
@@ -133,8 +136,8 @@ async def get_inclusion(
 async def get_consistency(
     node: NodeDep,
     who: AuditorDep,
-    from_: Annotated[int, Query(alias="from", ge=1)],
-    to: Annotated[int, Query(ge=1)],
+    from_: Annotated[int, Query(alias="from", ge=1, le=SAFE_INT)],
+    to: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> dict[str, Any]:
     await _record(node, who, "proofs/consistency", **{"from": from_, "to": to})
 
@@ -167,7 +170,7 @@ async def search(
     message_id: Annotated[str | None, Query(max_length=36)] = None,
     since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=SAFE_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     flt = queries.SearchFilter(party, type, outcome, event, message_id, since, until)
@@ -209,8 +212,8 @@ async def search(
 async def export(
     node: NodeDep,
     who: AuditorDep,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=1)] = None,
+    start: Annotated[int, Query(ge=0, le=SAFE_INT)] = 0,
+    end: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
 ) -> StreamingResponse:
     await _record(node, who, "export", start=start, end=end)
     size = await run_in_threadpool(_size, node)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api import examples as ex
@@ -15,7 +15,13 @@ from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
 from service.db.tables import messages, outbox
 from service.exchange import inbox
-from service.exchange.outbound import OutboundRequest, QueueUnit, prepare, refusal_event
+from service.exchange.outbound import (
+    OutboundRequest,
+    QueueUnit,
+    RequeueUnit,
+    prepare,
+    refusal_event,
+)
 from service.protocol.envelope import PARTY_RE
 from service.protocol.problems import Problem
 
@@ -172,6 +178,8 @@ async def submit(item: OutboundIn, node: NodeDep, who: ClientDep, response: Resp
             key=node.signing_key,
             now=now,
             max_observations=node.config.limits.max_observations,
+            max_depth=node.config.limits.max_json_depth,
+            max_members=node.config.limits.max_json_members,
         )
     except Problem as problem:
         await node.committer.run(AuditOnly([refusal_event(req, node.party, problem)]))
@@ -213,7 +221,7 @@ async def read_inbox(
     who: ClientDep,
     type: Annotated[str | None, Query(max_length=64)] = None,
     unacked: bool = False,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     def read() -> tuple[list[dict[str, Any]], int | None]:
@@ -282,28 +290,7 @@ async def operator_outbox(
     responses={200: ex.json_example(RETRY_EXAMPLE), **problems(401, 403, 404, 422)},
 )
 async def operator_retry(message_id: str, node: NodeDep, who: OperatorDep) -> dict[str, Any]:
-    def requeue() -> int:
-        m = messages.c
-        with node.engines.writer.begin() as conn:
-            pk = conn.execute(
-                select(m.pk).where(
-                    m.direction == "out", m.sender == node.party, m.message_id == message_id
-                )
-            ).scalar_one_or_none()
-            if pk is None:
-                raise Problem("not-found", f"no outbound message {message_id}")
-            result = conn.execute(
-                update(outbox)
-                .where(outbox.c.message_pk == pk, outbox.c.state == "failed")
-                .values(state="pending", attempts=0, next_attempt_at=node.clock(), lease_until=None)
-            )
-            if result.rowcount:
-                conn.execute(update(messages).where(m.pk == pk).values(status="queued"))
-            return int(result.rowcount)
-
-    changed = await run_in_threadpool(requeue)
-    if changed == 0:
-        raise Problem("invalid-parameters", f"message {message_id} is not in the failed state")
+    await node.committer.run(RequeueUnit(node.party, message_id, who.name))
     if node.delivery is not None:
         node.delivery.wake()
     return {"id": message_id, "status": "queued"}

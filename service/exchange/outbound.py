@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -22,6 +22,7 @@ from service.partners.registry import PartnerRegistry
 from service.partners.rules import decide
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
+from service.protocol.jsonstrict import check_bounds
 from service.protocol.keys import SigningKey
 from service.protocol.msgid import new_message_id
 from service.protocol.problems import Problem
@@ -84,6 +85,8 @@ def prepare(
     key: SigningKey,
     now: float,
     max_observations: int,
+    max_depth: int = 32,
+    max_members: int = 2_000_000,
 ) -> Prepared:
     """Check our own rules, cut fields, validate, sign. Raises Problem to refuse."""
     partner = registry.partner(req.to)
@@ -105,6 +108,14 @@ def prepare(
         agreement=req.agreement,
         purpose=req.purpose,
     )
+    try:
+        check_bounds(req.body, max_depth=max_depth, max_members=max_members)
+    except ValueError as exc:
+        raise Problem(
+            "schema",
+            f"body refused: {exc}",
+            extra={"errors": [{"path": "/body", "message": str(exc)}]},
+        ) from None
     body, removed = filter_fields(req.body, decision.fields or ())
     validate_body(req.type, body, max_observations=max_observations)
     env = Envelope(
@@ -211,3 +222,60 @@ class QueueUnit:
         tx.audit.append(
             refusal_event(self.req, self.prepared.env.iss, problem, self.prepared.env.id)
         )
+
+
+@dataclass
+class RequeueUnit:
+    """An operator sends a failed message again: audited, refused once its body was purged."""
+
+    node: str
+    message_id: str
+    operator: str
+
+    def run(self, tx: Tx) -> None:
+        m = messages.c
+        row = tx.conn.execute(
+            select(m.pk, m.recipient, m.type, m.agreement, m.purpose, m.purged_at, outbox.c.state)
+            .join(outbox, outbox.c.message_pk == m.pk)
+            .where(m.direction == "out", m.sender == self.node, m.message_id == self.message_id)
+        ).first()
+        if row is None:
+            raise Problem("not-found", f"no outbound message {self.message_id}")
+        if row.state != "failed":
+            raise Problem(
+                "invalid-parameters", f"message {self.message_id} is not in the failed state"
+            )
+        if row.purged_at is not None:
+            raise Problem(
+                "invalid-parameters",
+                f"message {self.message_id} was purged under the retention period; it cannot be sent",
+            )
+        tx.conn.execute(
+            update(outbox)
+            .where(outbox.c.message_pk == row.pk)
+            .values(
+                state="pending",
+                attempts=0,
+                next_attempt_at=tx.now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        tx.conn.execute(update(messages).where(m.pk == row.pk).values(status="queued"))
+        tx.audit.append(
+            AuditEvent(
+                ev.MESSAGE_REQUEUED,
+                "queued",
+                party=row.recipient,
+                sender=self.node,
+                recipient=row.recipient,
+                message_id=self.message_id,
+                type=row.type,
+                agreement=row.agreement,
+                purpose=row.purpose,
+                detail={"operator": self.operator},
+            )
+        )
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """A refused retry changes nothing; the operator sees the problem."""

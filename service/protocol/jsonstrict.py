@@ -156,3 +156,21 @@ def loads(data: bytes | str, *, max_depth: int = 32, max_members: int = 2_000_00
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON: no whitespace, non-ASCII kept as UTF-8, no NaN/Infinity."""
     return _ENCODER.encode(obj).encode("utf-8")
+
+
+def check_bounds(value: Any, *, max_depth: int, max_members: int) -> None:
+    """Refuse an already parsed value nested deeper than `max_depth` or with more than
+    `max_members` members and elements in all, without recursion. Raises ValueError."""
+    members = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"nested deeper than {max_depth} levels")
+            children = node.values() if isinstance(node, dict) else node
+            members += len(node)
+            if members > max_members:
+                raise ValueError(f"more than {max_members} members and elements")
+            stack.extend((child, depth) for child in children)

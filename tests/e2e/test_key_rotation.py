@@ -236,8 +236,10 @@ def test_partner_that_revoked_the_old_key_refuses_messages_signed_with_it(
 def test_audit_logs_record_the_key_added_and_the_key_revoked(rotation: Observed) -> None:
     added = [e["detail"]["own_keys"]["added"] for e in rotation.kz_changes]
     assert [NEW] in added
+    switched = [e["detail"]["active_kid"] for e in rotation.kz_changes]
+    assert {"added": [NEW], "removed": [OLD]} in switched
     revoked = [e["detail"]["partner_keys"] for e in rotation.uz_changes]
     assert {
-        "added": [f"KZ:MIA:{OLD} (revoked)"],
-        "removed": [f"KZ:MIA:{OLD}"],
+        "added": [f"{OLD} (revoked)"],
+        "removed": [OLD],
     } in revoked

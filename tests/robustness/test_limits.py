@@ -101,12 +101,6 @@ def test_local_api_body_nested_past_the_parser_is_refused(client: TestClient) ->
     assert code_of(resp)[0] == 422
 
 
-@pytest.mark.xfail(
-    reason="service/api/local.py submit: the client's body is not checked against "
-    "limits.max_json_depth; service/partners/fields.py filter_fields recurses past the "
-    "interpreter's limit and the request fails with 500",
-    strict=True,
-)
 def test_local_api_body_nested_past_the_depth_limit_is_refused(client: TestClient) -> None:
     resp = client.post(
         "/v1/outbox",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -96,7 +97,7 @@ class Federation:
             },
             "database_url": self.database_url,
             "audit": {"checkpoint_interval_seconds": 0},
-            "agreements": AGREEMENTS,
+            "agreements": copy.deepcopy(AGREEMENTS),
             "partners": [
                 {
                     "party": self.uz.party,

@@ -333,6 +333,8 @@ def test_failed_message_is_listed_for_operators_and_their_retry_delivers_it(
     assert sender.attempt_outcomes(message_id) == ["retry", "retry", "failed"]
     resp = local.post(f"/v1/operator/outbox/{message_id}/retry", headers=OPERATOR)
     assert (resp.status_code, resp.json()["status"]) == (200, "queued")
+    [requeued] = audit(local, "message.requeued")
+    assert (requeued["message_id"], requeued["detail"]["operator"]) == (message_id, "operator-1")
     assert sender.deliver() == 1
     assert local.get(f"/v1/outbox/{message_id}", headers=CLIENT).json()["status"] == "delivered"
     pending = local.get("/v1/operator/outbox", params={"state": "failed"}, headers=OPERATOR)
