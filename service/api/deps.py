@@ -11,7 +11,7 @@ from service.protocol.problems import Problem
 from service.runtime import Node
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
 
@@ -39,7 +39,7 @@ def _principal(request: Request, node: Node) -> Principal:
 
 
 def _require(role: str) -> object:
-    def dependency(request: Request, node: NodeDep) -> Principal:
+    async def dependency(request: Request, node: NodeDep) -> Principal:
         principal = _principal(request, node)
         if principal.role != role:
             raise Problem("insufficient-role", f"this endpoint needs the {role} role")

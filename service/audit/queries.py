@@ -54,10 +54,22 @@ def search(
     ):
         if value is not None:
             query = query.where(column == value)
+    # Entry times never decrease along the index (the writer guarantees it), so a time
+    # range is an index range: two index lookups, then every filter walks (column, idx).
     if flt.since is not None:
-        query = query.where(t.time >= flt.since)
+        first = conn.execute(
+            select(t.idx).where(t.time >= flt.since).order_by(t.time, t.idx).limit(1)
+        ).scalar()
+        if first is None:
+            return [], None
+        query = query.where(t.idx >= first)
     if flt.until is not None:
-        query = query.where(t.time < flt.until)
+        last = conn.execute(
+            select(t.idx).where(t.time < flt.until).order_by(t.time.desc(), t.idx.desc()).limit(1)
+        ).scalar()
+        if last is None:
+            return [], None
+        query = query.where(t.idx <= last)
     if before is not None:
         query = query.where(t.idx < before)
     rows = conn.execute(query.order_by(t.idx.desc()).limit(limit + 1)).all()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import Connection, select, text, update
 
 from service.audit import merkle
 from service.audit.entries import ENTRY_MEMBERS, AuditEvent, entry_dict
@@ -30,33 +30,49 @@ class TreeHead:
     root: bytes
     checkpoint_size: int
     checkpoint_at: float
+    frontier: list[bytes]
+    last_time: float
 
 
 def read_head(conn: Connection, *, for_update: bool = False) -> TreeHead:
+    h = audit_head.c
     query = select(
-        audit_head.c.size,
-        audit_head.c.root,
-        audit_head.c.checkpoint_size,
-        audit_head.c.checkpoint_at,
-    ).where(audit_head.c.id == HEAD_ID)
+        h.size, h.root, h.checkpoint_size, h.checkpoint_at, h.frontier, h.last_time
+    ).where(h.id == HEAD_ID)
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).one()
+    blob = bytes(row.frontier)
     return TreeHead(
-        int(row.size), bytes(row.root), int(row.checkpoint_size), float(row.checkpoint_at)
+        int(row.size),
+        bytes(row.root),
+        int(row.checkpoint_size),
+        float(row.checkpoint_at),
+        [blob[i : i + 32] for i in range(0, len(blob), 32)],
+        float(row.last_time),
     )
 
 
 def fetch_nodes(conn: Connection, ids: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+    """Read the given stored nodes in one query per 200, grouped by level so that every
+    term uses the (level, k) primary key (a row-value IN makes SQLite scan the table)."""
     wanted = sorted(set(ids))
     found: dict[merkle.NodeId, bytes] = {}
-    # Chunk to stay well inside parameter limits.
     for start in range(0, len(wanted), 200):
-        chunk = wanted[start : start + 200]
+        by_level: dict[int, list[int]] = {}
+        for level, k in wanted[start : start + 200]:
+            by_level.setdefault(level, []).append(k)
+        terms = []
+        params: dict[str, int] = {}
+        for n, (level, ks) in enumerate(by_level.items()):
+            names = [f"k{n}_{i}" for i in range(len(ks))]
+            terms.append(f"(level = :l{n} AND k IN ({', '.join(':' + m for m in names)}))")
+            params[f"l{n}"] = level
+            params.update(zip(names, ks, strict=True))
         rows = conn.execute(
-            select(audit_nodes.c.level, audit_nodes.c.k, audit_nodes.c.hash).where(
-                tuple_(audit_nodes.c.level, audit_nodes.c.k).in_(chunk)
-            )
+            # Only generated placeholder names are interpolated; values are bound.
+            text("SELECT level, k, hash FROM audit_nodes WHERE " + " OR ".join(terms)),  # noqa: S608
+            params,
         )
         for row in rows:
             found[(int(row.level), int(row.k))] = bytes(row.hash)
@@ -64,12 +80,6 @@ def fetch_nodes(conn: Connection, ids: Iterable[merkle.NodeId]) -> dict[merkle.N
     if missing:
         raise LookupError(f"audit tree nodes missing: {missing[:4]}")
     return found
-
-
-def frontier(conn: Connection, size: int) -> list[bytes]:
-    ids = merkle.root_nodes(size)
-    nodes = fetch_nodes(conn, ids)
-    return [nodes[n] for n in ids]
 
 
 def root_at(conn: Connection, size: int) -> bytes:
@@ -191,5 +201,10 @@ class Appender:
         conn.execute(
             update(audit_head)
             .where(audit_head.c.id == HEAD_ID)
-            .values(size=self.size, root=self.root())
+            .values(
+                size=self.size,
+                root=self.root(),
+                frontier=b"".join(self.frontier()),
+                last_time=self.now,
+            )
         )

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class GroupCommitter:
         max_batch: int = 256,
         on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
         prefetch: Sequence[Callable[[Tx, list[Any]], None]] = (),
+        gather_seconds: float = 0.0,
     ) -> None:
         self._engines = engines
         self._node = node
@@ -139,9 +141,9 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._prefetch = tuple(prefetch)
+        self._gather = gather_seconds
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._cache: tuple[int, list[bytes]] | None = None
         self.batches = 0
         self.units = 0
 
@@ -183,6 +185,10 @@ class GroupCommitter:
                 continue
             if first is None:
                 return
+            if self._gather > 0 and self._queue.qsize() < self._max_batch // 4:
+                # A moment for requests already on their way to join this batch: one
+                # commit for many messages is what keeps the lock short per message.
+                time.sleep(self._gather)
             batch = [first]
             stop = False
             while len(batch) < self._max_batch:
@@ -205,10 +211,9 @@ class GroupCommitter:
                 head = store.read_head(conn, for_update=True)
                 if not batch and head.size == head.checkpoint_size:
                     return
-                now = max(self._clock(), head.checkpoint_at)
-                appender = store.Appender(
-                    self._node, head.size, self._frontier(conn, head.size), now
-                )
+                # Entry times never go backwards, so time order is index order.
+                now = max(self._clock(), head.last_time)
+                appender = store.Appender(self._node, head.size, head.frontier, now)
                 tx = Tx(conn, appender, now, RateBuckets(conn, now))
                 units = [p.unit for p in batch]
                 for prefetch in self._prefetch:
@@ -221,26 +226,21 @@ class GroupCommitter:
                     now - head.checkpoint_at >= self._interval
                 ):
                     self._checkpoint(conn, appender.size, appender.root(), now)
-                new_cache = (appender.size, appender.frontier())
                 committed = appender.committed_entries()
         except (OperationalError, DBAPIError) as exc:
-            self._cache = None
             log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
             self._fail(batch, unavailable("the database is unavailable; retry shortly"))
             return
         except SQLAlchemyError as exc:
-            self._cache = None
             log.exception("audit batch not committed")
             self._fail(
                 batch, unavailable(f"the batch could not be committed ({type(exc).__name__})")
             )
             return
         except Exception as exc:
-            self._cache = None
             log.exception("audit batch failed")
             self._fail(batch, exc)
             return
-        self._cache = new_cache
         if self._on_commit is not None and committed:
             try:
                 self._on_commit(committed)
@@ -291,11 +291,6 @@ class GroupCommitter:
         if nested is not None:
             nested.commit()
         return True, value
-
-    def _frontier(self, conn: Connection, size: int) -> list[bytes]:
-        if self._cache is not None and self._cache[0] == size:
-            return self._cache[1]
-        return store.frontier(conn, size)
 
     def _checkpoint(self, conn: Connection, size: int, root: bytes, now: float) -> None:
         note = self._sign(size, root)

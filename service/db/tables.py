@@ -6,7 +6,7 @@ that the migrations and these declarations agree.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -88,7 +88,12 @@ class AuditEntryRow(SQLModel, table=True):
         Index("ix_audit_time", "time", "idx"),
     )
 
-    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # INTEGER on SQLite, so the index is the rowid (no second unique index).
+    idx: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
     time: float
     event: str = Field(max_length=40)
     party: str | None = Field(default=None, max_length=40)
@@ -119,6 +124,11 @@ class AuditHeadRow(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     checkpoint_at: float
+    # The right edge of the tree (hashes of the perfect subtrees covering [0, size)),
+    # concatenated, so an append needs no node lookups; and the last entry's time,
+    # which entry times never go below (time order equals index order).
+    frontier: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    last_time: float = 0.0
 
 
 class CheckpointRow(SQLModel, table=True):

@@ -85,28 +85,51 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
+        """Keep up to `concurrency` deliveries in flight, claiming more as slots free up."""
+        inflight: set[asyncio.Task[None]] = set()
         while not stopping.is_set():
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("delivery round failed; retrying")
-                done = 0
-            if done == 0:
-                self._wake.clear()
+            free = self.settings.concurrency - len(inflight)
+            claimed = 0
+            if free > 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
-                except TimeoutError:
-                    pass
+                    jobs = await run_in_threadpool(self._claim, free)
+                except Exception:
+                    log.exception("claiming due messages failed; retrying")
+                    jobs = []
+                claimed = len(jobs)
+                for job in jobs:
+                    task = asyncio.create_task(self._deliver_logged(job))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+            if claimed and len(inflight) < self.settings.concurrency:
+                continue  # more may be due: claim again at once
+            self._wake.clear()
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+            waiters |= inflight
+            await asyncio.wait(
+                waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters - inflight:
+                waiter.cancel()
+        if inflight:
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _deliver_logged(self, job: Job) -> None:
+        try:
+            await self._deliver(job)
+        except Exception:
+            # The lease expires and the message is claimed again.
+            log.exception("delivery of a message failed unexpectedly")
 
     async def run_once(self) -> int:
         """Claim the due messages (up to the concurrency) and deliver them; return how many."""
-        jobs = await run_in_threadpool(self._claim)
+        jobs = await run_in_threadpool(self._claim, self.settings.concurrency)
         if jobs:
             await asyncio.gather(*(self._deliver(job) for job in jobs))
         return len(jobs)
 
     # -- claiming --------------------------------------------------------------
-    def _claim(self) -> list[Job]:
+    def _claim(self, limit: int | None = None) -> list[Job]:
         now = self._clock()
         o = outbox.c
         due = (
@@ -117,7 +140,7 @@ class DeliveryWorker:
                 or_(o.lease_until.is_(None), o.lease_until < now),
             )
             .order_by(o.next_attempt_at)
-            .limit(self.settings.concurrency)
+            .limit(self.settings.concurrency if limit is None else limit)
         )
         if not self._engines.is_sqlite:
             due = due.with_for_update(skip_locked=True)

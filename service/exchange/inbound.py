@@ -24,7 +24,7 @@ from service.db.tables import messages
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
-from service.protocol import envelope, jws
+from service.protocol import envelope, jsonstrict, jws
 from service.protocol.envelope import Envelope
 from service.protocol.keys import SigningKey
 from service.protocol.msgid import new_message_id
@@ -183,7 +183,9 @@ class ReceiptSigner:
             digest=digest,
             audit_index=audit_index,
         )
-        return jws.sign_compact(self.key, envelope.encode_payload(receipt))
+        # Every member is built here from an already validated envelope, so the
+        # receipt is serialized without validating it again (this runs under the lock).
+        return jws.sign_compact(self.key, jsonstrict.dumps(receipt.to_dict()))
 
 
 def prefetch_existing(tx: Tx, units: list[Any]) -> None:

@@ -234,7 +234,9 @@ def test_a_checkpoint_before_tampering_is_inconsistent_with_one_after(log: Log) 
         nodes = [n for leaf in leaves for n in compact.append_collect(leaf)]
         conn.execute(delete(audit_nodes))
         conn.execute(audit_nodes.insert(), [{"level": lv, "k": k, "hash": h} for lv, k, h in nodes])
-        conn.execute(update(audit_head).values(root=compact.root()))
+        conn.execute(
+            update(audit_head).values(root=compact.root(), frontier=b"".join(compact.frontier()))
+        )
     fill(log, 4)
     after = verify_checkpoint(log.latest_checkpoint(), log.vkey)
     assert after.size == 12

@@ -22,7 +22,12 @@ def upgrade() -> None:
 
     op.create_table(
         "audit_entries",
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "idx",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("time", sa.Float(), nullable=False),
         sa.Column("event", sa.String(length=40), nullable=False),
         sa.Column("party", sa.String(length=40), nullable=True),
@@ -47,6 +52,8 @@ def upgrade() -> None:
         sa.Column("root", sa.LargeBinary(), nullable=False),
         sa.Column("checkpoint_size", sa.BigInteger(), nullable=False),
         sa.Column("checkpoint_at", sa.Float(), nullable=False),
+        sa.Column("frontier", sa.LargeBinary(), nullable=False),
+        sa.Column("last_time", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.bulk_insert(
@@ -57,6 +64,8 @@ def upgrade() -> None:
             sa.column("root", sa.LargeBinary()),
             sa.column("checkpoint_size", sa.BigInteger()),
             sa.column("checkpoint_at", sa.Float()),
+            sa.column("frontier", sa.LargeBinary()),
+            sa.column("last_time", sa.Float()),
         ),
         # The empty tree: RFC 9162 MTH of no leaves is SHA-256 of the empty string.
         [
@@ -66,6 +75,8 @@ def upgrade() -> None:
                 "root": hashlib.sha256(b"").digest(),
                 "checkpoint_size": 0,
                 "checkpoint_at": 0.0,
+                "frontier": b"",
+                "last_time": 0.0,
             }
         ],
     )
