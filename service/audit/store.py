@@ -136,7 +136,7 @@ class Appender:
 
     def __post_init__(self) -> None:
         self._range = merkle.CompactRange.from_frontier(self.start, self.start_frontier)
-        self._time_text = rfc3339(self.now)
+        self._time_for, self._time_text = self.now, rfc3339(self.now)
 
     @property
     def size(self) -> int:
@@ -144,6 +144,8 @@ class Appender:
 
     def append(self, event: AuditEvent) -> int:
         index = self.size
+        if self.now != self._time_for:
+            self._time_for, self._time_text = self.now, rfc3339(self.now)
         entry = entry_dict(
             event, index=index, time=self.now, node=self.node, time_text=self._time_text
         )

@@ -1,0 +1,222 @@
+"""End-to-end delivery between two nodes on loopback: KZ (A) sends to UZ (B).
+
+Both nodes run `migex serve` on SQLite. A driver queues verification requests at A
+through its local API (POST /v1/outbox, client token) with a fixed concurrency; A's
+delivery worker signs nothing new (the message was signed when queued), posts each
+to B, which verifies, stores and receipts it; A verifies the receipt and marks the
+message delivered. The figure is messages per second from the first POST to the
+moment every message is delivered, read from A's outbox table; B's inbox is counted
+too. It is measured with the delivery worker's concurrency (`delivery.concurrency`)
+at 8 and at 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from benchmarks import nodes
+from benchmarks.figures import OUT, Figure, at_least, print_figure
+
+NAME = "delivery"
+SUBMITTERS = 32
+WORKERS = 1
+TARGET = 500
+# A run that has not delivered everything by then reports the rate it reached.
+DEADLINE_SECONDS = 45.0
+
+
+def _counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT state, count(*) FROM outbox GROUP BY state")).all()
+        return {str(state): int(n) for state, n in rows}
+    finally:
+        engine.dispose()
+
+
+def _inbound(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM messages WHERE direction = 'in'")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    """Send one HTTP/1.1 request on a kept-alive connection; return the response status."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _queue(port: int, total: int) -> tuple[int, float]:
+    """POST `total` messages to A's outbox over SUBMITTERS connections; return (queued, seconds).
+
+    A minimal HTTP/1.1 client keeps the driver's own cost far below the node's, so the
+    figure is the node's.
+    """
+    body = json.dumps(
+        {
+            "to": "UZ:MIA",
+            "type": nodes.VERIFICATION,
+            "agreement": "kz-uz-2019",
+            "purpose": "identity-verification",
+            "body": nodes.example_body(),
+        }
+    ).encode()
+    request = (
+        b"POST /v1/outbox HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s"
+    ) % (port, nodes.CLIENT_TOKEN.encode(), len(body), body)
+    remaining = iter(range(total))
+    queued = 0
+    refused: dict[int, int] = {}
+
+    async def submitter() -> None:
+        nonlocal queued
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in remaining:
+                status = await _exchange(reader, writer, request)
+                if status == 202:
+                    queued += 1
+                else:
+                    refused[status] = refused.get(status, 0) + 1
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(SUBMITTERS)))
+    if refused:
+        print(f"    outbox refused: {refused}", flush=True)
+    return queued, time.perf_counter() - started
+
+
+def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
+    kz = nodes.make_party(tmp, "KZ:MIA")
+    uz = nodes.make_party(tmp, "UZ:MIA")
+    port_a, port_b = nodes.free_port(), nodes.free_port()
+    url_a = f"sqlite:///{tmp / 'a.db'}"
+    url_b = f"sqlite:///{tmp / 'b.db'}"
+    config_a = nodes.write_config(
+        tmp / "a.yaml",
+        nodes.node_config(
+            kz,
+            uz,
+            database_url=url_a,
+            port=port_a,
+            partner_port=port_b,
+            inbound=False,
+            outbound=True,
+            delivery_concurrency=concurrency,
+        ),
+    )
+    config_b = nodes.write_config(
+        tmp / "b.yaml",
+        nodes.node_config(
+            uz,
+            kz,
+            database_url=url_b,
+            port=port_b,
+            partner_port=port_a,
+            inbound=True,
+            outbound=False,
+        ),
+    )
+    with (
+        nodes.migex_server(config_b, port_b, tmp / "b.log", WORKERS),
+        nodes.migex_server(config_a, port_a, tmp / "a.log", WORKERS),
+    ):
+        started = time.perf_counter()
+        queued, queue_seconds = asyncio.run(_queue(port_a, total))
+        deadline = started + DEADLINE_SECONDS
+        counts: dict[str, int] = {}
+        while time.perf_counter() < deadline:
+            counts = _counts(url_a)
+            if counts.get("delivered", 0) + counts.get("failed", 0) >= queued:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        received = _inbound(url_b)
+    for name in ("a", "b"):
+        (OUT / f"delivery-{concurrency}-{name}.log").write_text((tmp / f"{name}.log").read_text())
+    return {
+        "queued": queued,
+        "queue_seconds": queue_seconds,
+        "delivered": counts.get("delivered", 0),
+        "failed": counts.get("failed", 0),
+        "pending": counts.get("pending", 0),
+        "received": received,
+        "seconds": elapsed,
+    }
+
+
+def run(quick: bool = False) -> list[Figure]:
+    total = 1000 if quick else 3000
+    command = "bash benchmarks/run --only delivery" + (" --quick" if quick else "")
+    OUT.mkdir(parents=True, exist_ok=True)
+    figures: list[Figure] = []
+    for concurrency in (8, 32):
+        with tempfile.TemporaryDirectory(prefix="migex-bench-delivery-") as tmp:
+            r = measure(Path(tmp), concurrency, total)
+        complete = r["delivered"] == total and r["received"] == total
+        rate = r["delivered"] / r["seconds"]
+        note = ("" if complete else "INCOMPLETE: ") + (
+            f"{r['delivered']:,} of {total:,} delivered in {r['seconds']:.1f} s "
+            f"(queued in {r['queue_seconds']:.1f} s, {r['queued'] / r['queue_seconds']:,.0f}/s); "
+            f"B received {r['received']:,}; failed {r['failed']}, pending {r['pending']}"
+        )
+        for figure in (
+            Figure(
+                NAME,
+                f"concurrency {concurrency}: delivered end to end",
+                rate,
+                "msg/s",
+                command,
+                at_least(TARGET),
+                note,
+            ),
+            Figure(
+                NAME,
+                f"concurrency {concurrency}: queued at A",
+                r["queued"] / r["queue_seconds"],
+                "msg/s",
+                command,
+            ),
+        ):
+            print_figure(figure)
+            figures.append(figure)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)
