@@ -43,14 +43,22 @@ def create_app(
         app.state.node = node
         stopping = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
-        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as http:
+        settings = delivery_settings(config)
+        # One kept-alive connection per concurrent delivery: no reconnects under load.
+        limits = httpx.Limits(
+            max_connections=settings.concurrency * 2,
+            max_keepalive_connections=settings.concurrency * 2,
+        )
+        async with httpx.AsyncClient(
+            transport=transport, follow_redirects=False, limits=limits
+        ) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,
                 registry=node.registry,
                 key=node.signing_key,
                 clock=clock,
-                settings=delivery_settings(config),
+                settings=settings,
                 client=http,
                 owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             )
