@@ -16,7 +16,6 @@ LINE_PATTERN: Final = r"^[A-Z0-9<]{44}$"
 _LINE_RE: Final = re.compile(r"[A-Z0-9<]{44}")
 _NAME_RE: Final = re.compile(r"[A-Z<]{39}")
 _STATE_RE: Final = re.compile(r"[A-Z][A-Z<]{2}")
-_WEIGHTS: Final = (7, 3, 1)
 _DAYS_IN_MONTH: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 SEX_CODES: Final[dict[str, str]] = {"M": "M", "F": "F", "<": "X"}
 
@@ -32,9 +31,20 @@ def char_value(char: str) -> int:
     raise ValueError(f"{char!r} is not an MRZ character")
 
 
+_VALUES: Final[dict[str, int]] = {
+    "<": 0,
+    **{chr(ord("0") + n): n for n in range(10)},
+    **{chr(ord("A") + n): n + 10 for n in range(26)},
+}
+
+
 def check_digit(field: str) -> int:
     """ICAO 9303 check digit: values times weights 7, 3, 1 repeating, mod 10."""
-    return sum(char_value(c) * _WEIGHTS[i % 3] for i, c in enumerate(field)) % 10
+    try:
+        values = [_VALUES[c] for c in field]
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]!r} is not an MRZ character") from None
+    return (7 * sum(values[0::3]) + 3 * sum(values[1::3]) + sum(values[2::3])) % 10
 
 
 @dataclass(frozen=True)
