@@ -153,7 +153,7 @@ def _message_fields(
         code = _json_member(body, "code")
         if code is not None:
             fields["code"] = code
-    elif route == _RECEIPT_ROUTE and response.status in (200, 201):
+    elif route == _RECEIPT_ROUTE and response.status in (200, 201) and "message_id" not in state:
         fields.update(_receipt_fields(body))
     elif route == _QUEUE_ROUTE and response.status == 202:
         queued = _json_member(body, "id")
