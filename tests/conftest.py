@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -11,15 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service.clock import FixedClock
 from service.config import load_config
 from service.main import create_app
+from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import NOW, Federation, make_party
 
-PG_URL = os.environ.get("MIGEX_TEST_PG_URL")
 REQUIRE_PG = os.environ.get("MIGEX_REQUIRE_PG") == "1"
 
 _pg_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
@@ -46,16 +43,8 @@ def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     if not PG_URL:
         pytest.skip("set MIGEX_TEST_PG_URL to run the PostgreSQL suite")
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"migex_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

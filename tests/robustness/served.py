@@ -5,7 +5,6 @@ from __future__ import annotations
 import select
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service.audit.note import verifier_key
 from service.protocol.envelope import Envelope
-from tests.conftest import PG_URL
 from tests.robustness.federations import federation_in
+from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import Federation, envelope_for
 
 Mutate = Callable[[dict[str, Any]], None]
@@ -32,16 +29,8 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp / 'node.db'}"
         return
     assert PG_URL, "the postgres parameter is skipped without MIGEX_TEST_PG_URL"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"migex_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(PG_URL) as url:
+        yield url
 
 
 def node_config(tmp: Path, database_url: str, mutate: Mutate | None = None) -> Federation:

@@ -124,7 +124,7 @@ def snapshot(run: Run, url: str, phase: str) -> None:
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    from tests.conftest import PG_URL
+    from tests.support.databases import PG_URL
 
     if request.param == "postgres" and not PG_URL:
         pytest.skip("set MIGEX_TEST_PG_URL to run the PostgreSQL suite")

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_URL
 from tests.robustness import ledger
+from tests.support.databases import PG_URL
 from tests.support.nodes import CLIENT_TOKEN, Federation, envelope_for
 
 pytestmark = pytest.mark.postgres

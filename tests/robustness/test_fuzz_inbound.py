@@ -165,18 +165,7 @@ def test_segments_spliced_from_valid_tokens_verify_only_as_themselves(
     assert isinstance(result, Checked) == (token in SIGNED and SIGNED[token] is None)
 
 
-_ENVELOPE_MEMBERS = (
-    "v",
-    "id",
-    "iss",
-    "aud",
-    "iat",
-    "type",
-    "agreement",
-    "purpose",
-    "reply_to",
-    "body",
-)
+_ENVELOPE_MEMBERS = envelope.ENVELOPE_MEMBERS
 
 
 @st.composite
