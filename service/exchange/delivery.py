@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -84,33 +85,46 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
-        """Keep up to `concurrency` deliveries in flight, claiming more as slots free up."""
+        """Keep `concurrency` deliveries in flight. Claims run beside the deliveries and
+        keep a backlog of up to `concurrency` leased jobs, so a freed slot starts at once."""
         inflight: set[asyncio.Task[None]] = set()
+        backlog: deque[Job] = deque()
+        claiming: asyncio.Task[list[Job]] | None = None
+        wanted = 0
+        exhausted = False  # the last claim found less than it asked for
+        limit = self.settings.concurrency
         while not stopping.is_set():
-            free = self.settings.concurrency - len(inflight)
-            claimed = 0
-            # Claim in groups (a quarter of the slots at least) unless idle.
-            if free >= max(1, self.settings.concurrency // 4) or not inflight:
-                try:
-                    jobs = await self._committer.run(self._claim_unit(free))
-                except Exception:
-                    log.exception("claiming due messages failed; retrying")
-                    jobs = []
-                claimed = len(jobs)
-                for job in jobs:
-                    task = asyncio.create_task(self._deliver_logged(job))
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-            if claimed == free and free > 0:
-                continue  # more may be due: claim again at once
+            while backlog and len(inflight) < limit:
+                task = asyncio.create_task(self._deliver_logged(backlog.popleft()))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            room = 2 * limit - len(inflight) - len(backlog)
+            if claiming is None and not exhausted and (room >= max(1, limit // 4) or not inflight):
+                wanted = max(room, 1)
+                claiming = asyncio.create_task(self._committer.run(self._claim_unit(wanted)))
             self._wake.clear()
-            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
-            waiters |= inflight
+            woken = asyncio.ensure_future(self._wake.wait())
+            waiters: set[asyncio.Future[Any]] = {woken, *inflight}
+            if claiming is not None:
+                waiters.add(claiming)
+            before = len(inflight)
             await asyncio.wait(
                 waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
-            for waiter in waiters - inflight:
-                waiter.cancel()
+            if woken.done() or len(inflight) < before or (not inflight and claiming is None):
+                exhausted = False  # new work, a freed slot (its retry may be due), or a poll
+            woken.cancel()
+            if claiming is not None and claiming.done():
+                try:
+                    jobs = claiming.result()
+                except Exception:
+                    log.exception("claiming due messages failed; retrying")
+                    jobs = []
+                claiming = None
+                backlog.extend(jobs)
+                exhausted = len(jobs) < wanted
+        if claiming is not None:
+            await asyncio.gather(claiming, return_exceptions=True)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
 
