@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
+from service.exchange.outbound import OutboundRequest, new_envelope
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.keys import SigningKey, public_key_from_jwk
-from service.protocol.msgid import new_message_id
 from service.protocol.problems import Problem
 
 
@@ -81,19 +81,10 @@ def read_draft(
 def sign_draft(
     draft: Draft, key: SigningKey, *, now: float, alg: str | None = None
 ) -> tuple[Envelope, bytes]:
-    party = key.kid.split("#", 1)[0]
-    env = Envelope(
-        v=1,
-        id=new_message_id(now),
-        iss=party,
-        aud=draft.to,
-        iat=int(now),
-        type=draft.type,
-        agreement=draft.agreement,
-        purpose=draft.purpose,
-        reply_to=draft.reply_to,
-        body=draft.body,
+    request = OutboundRequest(
+        draft.to, draft.type, draft.agreement, draft.purpose, draft.body, draft.reply_to
     )
+    env = new_envelope(request, iss=key.kid.split("#", 1)[0], body=draft.body, now=now)
     return env, jws.sign_compact(key, envelope.encode_payload(env), alg=alg)
 
 

@@ -40,6 +40,22 @@ class OutboundRequest:
     reply_to: str | None = None
 
 
+def new_envelope(req: OutboundRequest, *, iss: str, body: dict[str, Any], now: float) -> Envelope:
+    """A fresh message from `iss`: a new UUIDv7 id, signed now."""
+    return Envelope(
+        v=1,
+        id=new_message_id(now),
+        iss=iss,
+        aud=req.to,
+        iat=int(now),
+        type=req.type,
+        agreement=req.agreement,
+        purpose=req.purpose,
+        reply_to=req.reply_to,
+        body=body,
+    )
+
+
 @dataclass(frozen=True)
 class Prepared:
     env: Envelope
@@ -118,18 +134,7 @@ def prepare(
         ) from None
     body, removed = filter_fields(req.body, decision.fields or ())
     validate_body(req.type, body, max_observations=max_observations)
-    env = Envelope(
-        v=1,
-        id=new_message_id(now),
-        iss=node,
-        aud=req.to,
-        iat=int(now),
-        type=req.type,
-        agreement=req.agreement,
-        purpose=req.purpose,
-        reply_to=req.reply_to,
-        body=body,
-    )
+    env = new_envelope(req, iss=node, body=body, now=now)
     token = jws.sign_compact(key, envelope.encode_payload(env))
     return Prepared(env, token, message_digest(token), decision.rule_id, removed)
 

@@ -142,3 +142,36 @@ def test_audit_key_matches_the_published_key(federation: Federation) -> None:
     assert result.exit_code == 0, result.output
     with TestClient(create_app(load_config(path))) as client:
         assert client.get("/.well-known/migex-audit-key").text.strip() == result.stdout.strip()
+
+
+def test_send_signs_a_draft_that_the_node_accepts_and_verifies_the_receipt(
+    client: TestClient, federation: Federation, tmp_path: Path
+) -> None:
+    from service.sending import post_signed, read_draft, sign_draft
+    from tests.support.nodes import NOW, example_body
+
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(example_body("citizenship.verification-request")))
+    draft = read_draft(
+        path,
+        to="KZ:MIA",
+        msg_type="citizenship.verification-request",
+        agreement="kz-uz-2019",
+        purpose="identity-verification",
+        reply_to=None,
+    )
+    env, token = sign_draft(draft, federation.uz.key, now=float(NOW))
+    assert env.iss == "UZ:MIA"
+    status, result = post_signed("http://testserver", token, transport=client._transport)
+    assert status == 201
+    assert result["receipt"]["reply_to"] == env.id
+    assert result["receipt_signature"] == "signature verified against the node's published key"
+
+
+def test_send_refuses_a_draft_without_its_type(tmp_path: Path) -> None:
+    from service.sending import read_draft
+
+    path = tmp_path / "draft.json"
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="missing type"):
+        read_draft(path, to="KZ:MIA", msg_type=None, agreement="a", purpose="p", reply_to=None)
