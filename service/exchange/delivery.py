@@ -80,6 +80,7 @@ class DeliveryWorker:
         self._owner = owner
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
+        self._recording: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -127,6 +128,12 @@ class DeliveryWorker:
             await asyncio.gather(claiming, return_exceptions=True)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every attempt whose answer came back is recorded."""
+        while self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def _deliver_logged(self, job: Job) -> None:
         try:
@@ -140,6 +147,7 @@ class DeliveryWorker:
         jobs: list[Job] = await self._committer.run(self._claim_unit(None))
         if jobs:
             await asyncio.gather(*(self._deliver(job) for job in jobs))
+            await self.drain()
         return len(jobs)
 
     # -- claiming --------------------------------------------------------------
@@ -183,7 +191,12 @@ class DeliveryWorker:
                     transient = retry
             else:
                 result = transient or replace(result, outcome="refused")
-        await self._record(job, result, copy, self._clock())
+        # The slot is free once the partner has answered; the attempt is recorded
+        # beside the next deliveries (the lease keeps the row from being claimed again
+        # until then, and a crash before the record means a re-send, answered with 200).
+        task = asyncio.create_task(self._record_logged(job, result, copy, self._clock()))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
         parsed = jws.parse_compact(copy.jws)
@@ -246,6 +259,15 @@ class DeliveryWorker:
         receipt = envelope.parse_payload(parsed.payload)
         sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
         return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
+
+    async def _record_logged(
+        self, job: Job, result: AttemptResult, copy: SignedCopy, now: float
+    ) -> None:
+        try:
+            await self._record(job, result, copy, now)
+        except Exception:
+            # Unrecorded: the lease expires and the same bytes are sent again.
+            log.exception("a delivery attempt could not be recorded")
 
     async def _record(self, job: Job, result: AttemptResult, copy: SignedCopy, now: float) -> None:
         delay = self._backoff(job.attempts + 1, result.retry_after)
