@@ -43,19 +43,6 @@ def _counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def _inbound(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("SELECT count(*) FROM messages WHERE direction = 'in'")
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
-
-
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> int:
@@ -164,7 +151,7 @@ def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
                 break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        received = _inbound(url_b)
+        received = nodes.accepted_count(url_b)
     for name in ("a", "b"):
         (OUT / f"delivery-{concurrency}-{name}.log").write_text((tmp / f"{name}.log").read_text())
     return {

@@ -21,8 +21,6 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 from benchmarks import nodes
 from benchmarks.figures import OUT, Figure, at_least, below, print_figure
 from service.protocol import envelope, jws
@@ -107,19 +105,6 @@ def wrk(
     raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
 
 
-def accepted_count(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("SELECT count(*) FROM messages WHERE direction = 'in'")
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
-
-
 def run_bare(tmp: Path, messages: Path, seconds: int, log: Path) -> dict[str, Any]:
     port = nodes.free_port()
     args = [
@@ -165,9 +150,9 @@ def run_node(
         target = f"http://127.0.0.1:{port}/v1/messages"
         with nodes.migex_server(config, port, tmp / f"node-{label}.log", WORKERS):
             wrk(target, warm, WARMUP_SECONDS, log)
-            before = accepted_count(url)
+            before = nodes.accepted_count(url)
             result = wrk(target, main, seconds, log)
-            result["accepted"] = accepted_count(url) - before
+            result["accepted"] = nodes.accepted_count(url) - before
         server_log = (tmp / f"node-{label}.log").read_text()
         (OUT / f"load-node-{label}.log").write_text(server_log)
         return result

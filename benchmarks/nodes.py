@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import yaml
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.partners.tokens import hash_token
@@ -282,3 +283,17 @@ def pg_database(label: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_dsn(PG_URL), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def accepted_count(url: str) -> int:
+    """Messages the node at `url` received and stored."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM messages WHERE direction = 'in'")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()

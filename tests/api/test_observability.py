@@ -22,7 +22,14 @@ from service.config import load_config
 from service.logs import JsonFormatter
 from service.main import create_app
 from service.runtime import Node
-from tests.support.nodes import CLIENT_TOKEN, NOW, Federation, envelope_for, example_body
+from tests.support.nodes import (
+    CLIENT_TOKEN,
+    NOW,
+    Federation,
+    envelope_for,
+    example_body,
+    outbox_statistics,
+)
 
 JOSE = {"Content-Type": "application/jose"}
 VERIFICATION = "citizenship.verification-request"
@@ -216,13 +223,7 @@ def test_metrics_never_carry_a_claimed_party_that_is_not_a_partner(
 ) -> None:
     resp = quiet_client.post(
         "/v1/outbox",
-        json={
-            "to": "ZZ:NOBODY",
-            "type": STATISTICS,
-            "agreement": "kz-uz-2019",
-            "purpose": "statistics",
-            "body": example_body(STATISTICS),
-        },
+        json=outbox_statistics(to="ZZ:NOBODY"),
         headers={"Authorization": f"Bearer {CLIENT_TOKEN}"},
     )
     assert resp.status_code == 403

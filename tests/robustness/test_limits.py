@@ -10,7 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.protocol import jws
-from tests.support.nodes import CLIENT_TOKEN, Federation, envelope_for, example_body
+from tests.support.nodes import (
+    CLIENT_TOKEN,
+    Federation,
+    envelope_for,
+    example_body,
+    outbox_statistics,
+)
 
 JOSE = {"Content-Type": "application/jose"}
 CLIENT = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
@@ -82,13 +88,7 @@ def test_outbound_dataset_over_max_observations_is_refused(
     resp = client.post(
         "/v1/outbox",
         headers=CLIENT,
-        json={
-            "to": "UZ:MIA",
-            "type": "statistics.migration-flows",
-            "agreement": "kz-uz-2019",
-            "purpose": "statistics",
-            "body": example_body("statistics.migration-flows"),
-        },
+        json=outbox_statistics(),
     )
     assert code_of(resp) == (422, "schema")
 
@@ -105,13 +105,7 @@ def test_local_api_body_nested_past_the_depth_limit_is_refused(client: TestClien
     resp = client.post(
         "/v1/outbox",
         headers=CLIENT,
-        json={
-            "to": "UZ:MIA",
-            "type": "statistics.migration-flows",
-            "agreement": "kz-uz-2019",
-            "purpose": "statistics",
-            "body": {"a": nested(500)},
-        },
+        json=outbox_statistics(body={"a": nested(500)}),
     )
     assert code_of(resp)[0] == 422
 

@@ -28,7 +28,7 @@ from tests.support.nodes import (
     OPERATOR_TOKEN,
     Federation,
     envelope_for,
-    example_body,
+    outbox_statistics,
 )
 
 JOSE = {"Content-Type": "application/jose"}
@@ -67,13 +67,7 @@ class Running:
         resp = self.client.post(
             "/v1/outbox",
             headers=CLIENT,
-            json={
-                "to": "UZ:MIA",
-                "type": "statistics.migration-flows",
-                "agreement": "kz-uz-2019",
-                "purpose": "statistics",
-                "body": example_body("statistics.migration-flows"),
-            },
+            json=outbox_statistics(),
         )
         assert resp.status_code == 202, resp.text
         message_id: str = resp.json()["id"]
@@ -165,13 +159,7 @@ def test_outbound_message_still_to_deliver_keeps_its_body(
         resp = client.post(
             "/v1/outbox",
             headers=CLIENT,
-            json={
-                "to": "UZ:MIA",
-                "type": "statistics.migration-flows",
-                "agreement": "kz-uz-2019",
-                "purpose": "statistics",
-                "body": example_body("statistics.migration-flows"),
-            },
+            json=outbox_statistics(),
         )
         assert resp.status_code == 202, resp.text
         node: Node = client.app.state.node  # type: ignore[attr-defined]

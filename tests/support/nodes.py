@@ -214,3 +214,15 @@ def example_body(msg_type: str) -> dict[str, Any]:
     path = Path(__file__).resolve().parents[2] / "schemas" / "examples" / f"{msg_type}.json"
     body: dict[str, Any] = json.loads(path.read_text())
     return body
+
+
+def outbox_statistics(**kw: Any) -> dict[str, Any]:
+    """A `POST /v1/outbox` request: the example statistics dataset for UZ:MIA; `kw` overrides."""
+    return {
+        "to": "UZ:MIA",
+        "type": "statistics.migration-flows",
+        "agreement": "kz-uz-2019",
+        "purpose": "statistics",
+        "body": example_body("statistics.migration-flows"),
+        **kw,
+    }

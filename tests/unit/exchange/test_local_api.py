@@ -21,6 +21,7 @@ from tests.support.nodes import (
     envelope_for,
     example_body,
 )
+from tests.support.nodes import outbox_statistics as statistics
 from tests.unit.exchange import partner as answers
 from tests.unit.exchange.partner import FakePartner, envelope_of
 from tests.unit.exchange.sender import SETTINGS, Sender
@@ -36,17 +37,6 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def node_of(client: TestClient) -> Node:
     node: Node = client.app.state.node  # type: ignore[attr-defined]
     return node
-
-
-def statistics(**kw: Any) -> dict[str, Any]:
-    return {
-        "to": "UZ:MIA",
-        "type": "statistics.migration-flows",
-        "agreement": "kz-uz-2019",
-        "purpose": "statistics",
-        "body": example_body("statistics.migration-flows"),
-        **kw,
-    }
 
 
 def verification_request(**kw: Any) -> dict[str, Any]:
