@@ -131,14 +131,13 @@ def keys_generate(
 def keys_jwks(config: ConfigOpt) -> None:
     """Print the JWK Set this node publishes."""
     from service.config import load_config
-    from service.protocol.keys import jwks, load_signing_key
+    from service.protocol.keys import jwks
+    from service.runtime import load_keys
 
     cfg = load_config(config)
-    published = cfg.node.published_kids or [k.kid for k in cfg.node.signing_keys]
-    files = {k.kid: Path(k.file) for k in cfg.node.signing_keys}
-    typer.echo(
-        json.dumps(jwks(load_signing_key(files[kid], kid).public() for kid in published), indent=2)
-    )
+    keys = load_keys(cfg)
+    published = cfg.node.published_kids or list(keys)
+    typer.echo(json.dumps(jwks(keys[kid].public() for kid in published), indent=2))
 
 
 # -- config ---------------------------------------------------------------------
@@ -231,16 +230,16 @@ def audit_key(config: ConfigOpt) -> None:
     """Print the checkpoint verifier key (C2SP note format)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from service.audit.checkpoint import log_origin
     from service.audit.note import verifier_key
     from service.config import load_config
-    from service.protocol.keys import load_signing_key
+    from service.runtime import load_keys
 
     cfg = load_config(config)
-    files = {k.kid: Path(k.file) for k in cfg.node.signing_keys}
-    key = load_signing_key(files[cfg.node.audit_kid], cfg.node.audit_kid)
+    key = load_keys(cfg)[cfg.node.audit_kid]
     if not isinstance(key.private, Ed25519PrivateKey):
         raise _fail("the audit key must be Ed25519")
-    typer.echo(verifier_key(f"migex/{cfg.node.party}", key.private.public_key()))
+    typer.echo(verifier_key(log_origin(cfg.node.party), key.private.public_key()))
 
 
 @audit_app.command("export")

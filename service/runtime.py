@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from service.audit import entries as ev
-from service.audit.checkpoint import Checkpoint, sign_checkpoint
+from service.audit.checkpoint import Checkpoint, log_origin, sign_checkpoint
 from service.audit.entries import AuditEvent
 from service.audit.note import verifier_key
-from service.config import NodeConfig, load_config
+from service.config import NodeConfig
 from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.groupcommit import AuditOnly, GroupCommitter
@@ -82,7 +82,8 @@ def config_digest(config: NodeConfig) -> str:
     return "sha-256:" + hashlib.sha256(data).hexdigest()
 
 
-def load_keys(config: NodeConfig, base: Path | None = None) -> dict[str, SigningKey]:
+def load_keys(config: NodeConfig) -> dict[str, SigningKey]:
+    """The node's private keys by kid (files refused if readable by others)."""
     keys: dict[str, SigningKey] = {}
     for entry in config.node.signing_keys:
         keys[entry.kid] = load_signing_key(Path(entry.file), entry.kid)
@@ -116,7 +117,7 @@ def build_node(
         signing_keys=keys,
         published=[keys[k].public() for k in published_kids],
         audit_key=audit_signing.private,
-        audit_name=f"migex/{party}",
+        audit_name=log_origin(party),
         engines=engines,
         committer=None,  # type: ignore[arg-type]  # set just below: it needs the node's signer
         clock=clock,
@@ -195,7 +196,3 @@ class _StoreConfigState(AuditOnly):
         if updated.rowcount == 0:
             tx.conn.execute(node_state.insert().values(key="config", value=self.value))
         return index
-
-
-def node_from_path(path: Path, *, clock: Callable[[], float]) -> Node:
-    return build_node(load_config(path), clock=clock)
