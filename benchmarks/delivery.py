@@ -27,8 +27,9 @@ from benchmarks.figures import OUT, Figure, at_least, print_figure
 
 NAME = "delivery"
 SUBMITTERS = 32
-WORKERS = 1
+WORKERS = 2
 TARGET = 500
+CONCURRENCIES = (8, 32)
 # A run that has not delivered everything by then reports the rate it reached.
 DEADLINE_SECONDS = 45.0
 
@@ -170,7 +171,7 @@ def run(quick: bool = False) -> list[Figure]:
     command = "bash benchmarks/run --only delivery" + (" --quick" if quick else "")
     OUT.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
-    for concurrency in (8, 32):
+    for concurrency in CONCURRENCIES:
         with tempfile.TemporaryDirectory(prefix="migex-bench-delivery-") as tmp:
             r = measure(Path(tmp), concurrency, total)
         complete = r["delivered"] == total and r["received"] == total

@@ -49,9 +49,7 @@ def create_app(
             max_connections=settings.concurrency * 2,
             max_keepalive_connections=settings.concurrency * 2,
         )
-        async with httpx.AsyncClient(
-            transport=transport, follow_redirects=False, limits=limits
-        ) as http:
+        async with transport or httpx.AsyncHTTPTransport(limits=limits) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,
@@ -59,7 +57,7 @@ def create_app(
                 key=node.signing_key,
                 clock=clock,
                 settings=settings,
-                client=http,
+                transport=http,
                 owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             )
             if run_delivery:

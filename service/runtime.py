@@ -21,6 +21,7 @@ from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.groupcommit import AuditOnly, GroupCommitter
 from service.db.tables import node_state
+from service.exchange.attempts import prefetch_outbox
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
 from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_existing
 from service.observability.metrics import ExchangeMetrics
@@ -139,7 +140,7 @@ def build_node(
         clock=clock,
         sign_checkpoint=node.sign_checkpoint,
         checkpoint_interval=config.audit.checkpoint_interval_seconds,
-        prefetch=[prefetch_existing],
+        prefetch=[prefetch_existing, prefetch_outbox],
         # Wait 1 ms for more requests before a small batch: larger batches, fewer commits.
         gather_seconds=0.001,
         on_commit=node.metrics.observe_commit,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api import examples as ex
 from service.api.deps import ClientDep, NodeDep, OperatorDep
+from service.api.messages import INLINE_LIMIT
 from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
 from service.db.tables import messages, outbox
@@ -164,23 +166,31 @@ class Accepted(BaseModel):
     response_model=Accepted,
     responses=problems(401, 403, 422, 503),
 )
-async def submit(item: OutboundIn, node: NodeDep, who: ClientDep, response: Response) -> Accepted:
+async def submit(
+    item: OutboundIn, node: NodeDep, who: ClientDep, request: Request, response: Response
+) -> Accepted:
     req = OutboundRequest(
         item.to, item.type, item.agreement, item.purpose, item.body, item.reply_to
     )
     now = node.clock()
+    work = functools.partial(
+        prepare,
+        req,
+        node=node.party,
+        registry=node.registry,
+        key=node.signing_key,
+        now=now,
+        max_observations=node.config.limits.max_observations,
+        max_depth=node.config.limits.max_json_depth,
+        max_members=node.config.limits.max_json_members,
+    )
     try:
-        prepared = await run_in_threadpool(
-            prepare,
-            req,
-            node=node.party,
-            registry=node.registry,
-            key=node.signing_key,
-            now=now,
-            max_observations=node.config.limits.max_observations,
-            max_depth=node.config.limits.max_json_depth,
-            max_members=node.config.limits.max_json_members,
-        )
+        # A small record is checked and signed at once; a large one (statistics) in a
+        # thread, so that it does not hold up other requests.
+        if int(request.headers.get("content-length") or INLINE_LIMIT + 1) > INLINE_LIMIT:
+            prepared = await run_in_threadpool(work)
+        else:
+            prepared = work()
     except Problem as problem:
         await node.committer.run(AuditOnly([refusal_event(req, node.party, problem)]))
         raise

@@ -16,7 +16,7 @@ from service.protocol.problems import Problem
 router = APIRouter(tags=["exchange"])
 
 JOSE = "application/jose"
-_INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
+INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
 
 
 async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
@@ -101,7 +101,7 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         raise
     now = node.clock()
     try:
-        if len(raw) > _INLINE_LIMIT:
+        if len(raw) > INLINE_LIMIT:
             checked = await run_in_threadpool(check_inbound, node.policy, raw, now)
         else:
             checked = check_inbound(node.policy, raw, now)

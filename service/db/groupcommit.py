@@ -13,6 +13,7 @@ turns on the head row lock (PostgreSQL) or the database write lock (SQLite).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -22,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from service.audit import store
@@ -42,8 +43,10 @@ class Tx:
     """What a unit may use: the connection, the audit appender, the batch's time and rate buckets.
 
     `defer` queues an insert that the writer runs with all others of its table in one
-    executemany at the end of the batch; `claimed` lets units see rows deferred by
-    earlier units of the same batch (e.g. a message id already taken).
+    executemany at the end of the batch, and `defer_update` likewise an update of one
+    row by its key; `claimed` lets units see rows deferred by earlier units of the same
+    batch (e.g. a message id already taken, an outbox row's new state). `new_pk` gives a
+    deferred row its primary key, so rows of other tables can refer to it.
     """
 
     conn: Connection
@@ -52,23 +55,49 @@ class Tx:
     rates: RateBuckets
     deferred: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
     claimed: dict[Any, Any] = field(default_factory=dict)
+    updates: list[tuple[Table, str, Any, dict[str, Any]]] = field(default_factory=list)
     _claim_log: list[Any] = field(default_factory=list)
+    _next_pk: dict[Table, int] = field(default_factory=dict)
 
     def defer(self, table: Table, row: dict[str, Any]) -> None:
         self.deferred.append((table, row))
+
+    def defer_update(self, table: Table, key: str, value: Any, values: dict[str, Any]) -> None:
+        """Set `values` on the row whose column `key` equals `value`, at the end of the batch."""
+        if values:
+            self.updates.append((table, key, value, values))
+
+    def new_pk(self, table: Table) -> int:
+        """The next free primary key of `table`. Every insert into the tables that use
+        this runs in the writer, which holds the database write lock (SQLite) or the audit
+        head row lock (PostgreSQL) for the whole batch, so max + 1 is free; a key taken
+        by a unit that is rolled back is simply left unused."""
+        nxt = self._next_pk.get(table)
+        if nxt is None:
+            top = self.conn.execute(select(func.max(table.c.pk))).scalar_one()
+            nxt = int(top or 0) + 1
+        self._next_pk[table] = nxt + 1
+        return nxt
 
     def claim(self, key: Any, value: Any) -> None:
         self.claimed[key] = value
         self._claim_log.append(key)
 
-    def mark(self) -> tuple[int, int, int, int]:
-        return (self.audit.mark(), self.rates.mark(), len(self.deferred), len(self._claim_log))
+    def mark(self) -> tuple[int, int, int, int, int]:
+        return (
+            self.audit.mark(),
+            self.rates.mark(),
+            len(self.deferred),
+            len(self.updates),
+            len(self._claim_log),
+        )
 
-    def reset(self, mark: tuple[int, int, int, int]) -> None:
-        audit, rates, deferred, claims = mark
+    def reset(self, mark: tuple[int, int, int, int, int]) -> None:
+        audit, rates, deferred, updates, claims = mark
         self.audit.reset(audit)
         self.rates.reset(rates)
         del self.deferred[deferred:]
+        del self.updates[updates:]
         for key in self._claim_log[claims:]:
             self.claimed.pop(key, None)
         del self._claim_log[claims:]
@@ -79,6 +108,30 @@ class Tx:
             by_table.setdefault(table, []).append(row)
         for table, rows in by_table.items():
             self.conn.execute(table.insert(), rows)
+        # Updates after inserts (they may touch rows inserted in this batch). The updates
+        # of one row are merged in the order they were deferred, which leaves the row as
+        # running them one by one would; then one executemany per table and column set.
+        merged: dict[tuple[Table, str, Any], dict[str, Any]] = {}
+        for table, key, value, values in self.updates:
+            merged.setdefault((table, key, value), {}).update(values)
+        grouped: dict[tuple[Table, str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for (table, key, value), values in merged.items():
+            names = tuple(sorted(values))
+            params = {f"v_{name}": values[name] for name in names}
+            params["k_"] = value
+            grouped.setdefault((table, key, names), []).append(params)
+        for (table, key, names), params_list in grouped.items():
+            self.conn.execute(_update_statement(table, key, names), params_list)
+
+
+@functools.cache
+def _update_statement(table: Table, key: str, names: tuple[str, ...]) -> Update:
+    """One prepared UPDATE per table, key and column set (built and compiled once)."""
+    return (
+        update(table)
+        .where(table.c[key] == bindparam("k_"))
+        .values({name: bindparam(f"v_{name}") for name in names})
+    )
 
 
 class Unit(Protocol):

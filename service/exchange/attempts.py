@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -44,25 +44,55 @@ class ResignUnit:
     message_pk: int
     copy: SignedCopy
 
+    needs_savepoint = False
+
     def run(self, tx: Tx) -> None:
         c = self.copy
-        tx.conn.execute(
-            insert(signed_versions).values(
-                message_pk=self.message_pk, version=c.version, iat=c.iat, digest=c.digest, jws=c.jws
-            )
+        tx.defer(
+            signed_versions,
+            {
+                "message_pk": self.message_pk,
+                "version": c.version,
+                "iat": c.iat,
+                "digest": c.digest,
+                "jws": c.jws,
+            },
         )
-        tx.conn.execute(
-            update(messages)
-            .where(messages.c.pk == self.message_pk)
-            .values(jws=c.jws, digest=c.digest, iat=c.iat)
+        tx.defer_update(
+            messages, "pk", self.message_pk, {"jws": c.jws, "digest": c.digest, "iat": c.iat}
         )
 
     def refused(self, tx: Tx, problem: Problem) -> None:
         """Nothing to record: the caller sees the problem and the lease lets the row be retried."""
 
 
+def outbox_key(pk: int) -> tuple[str, int]:
+    """`tx.claimed` key of an outbox row's (state, lease owner) as this batch leaves it."""
+    return ("outbox", pk)
+
+
+def prefetch_outbox(tx: Tx, units: list[Any]) -> None:
+    """Read the outbox rows of this batch's AttemptUnits in one query."""
+    pks = sorted({u.job_pk for u in units if isinstance(u, AttemptUnit)})
+    for start in range(0, len(pks), 500):
+        for row in tx.conn.execute(
+            select(outbox.c.message_pk, outbox.c.state, outbox.c.lease_owner).where(
+                outbox.c.message_pk.in_(pks[start : start + 500])
+            )
+        ):
+            tx.claimed[outbox_key(int(row.message_pk))] = (row.state, row.lease_owner)
+    tx.claimed["outbox-prefetched"] = True
+
+
 @dataclass
 class AttemptUnit:
+    """Record one attempt: its row, its audit entries, the outbox and message state.
+
+    Its writes are deferred to the end of the batch (nothing can refuse after the outbox
+    row is read), so it needs no savepoint; the row's new state is left in `tx.claimed`
+    for later units of the same batch.
+    """
+
     job_pk: int
     message_id: str
     recipient: str
@@ -72,23 +102,27 @@ class AttemptUnit:
     max_attempts: int
     next_at: float
     owner: str
+    needs_savepoint = False
 
     def run(self, tx: Tx) -> str:
         r = self.result
-        current = tx.conn.execute(
-            select(outbox.c.state, outbox.c.lease_owner).where(outbox.c.message_pk == self.job_pk)
-        ).one()
-        state = current.state
-        tx.conn.execute(
-            insert(delivery_attempts).values(
-                message_pk=self.job_pk,
-                attempt=self.attempt,
-                at=tx.now,
-                outcome=r.outcome,
-                http_status=r.http_status,
-                error=": ".join(part for part in (r.code, r.error) if part) or None,
-                duration_ms=r.duration_ms,
-            )
+        key = outbox_key(self.job_pk)
+        if key not in tx.claimed and "outbox-prefetched" not in tx.claimed:
+            prefetch_outbox(tx, [self])
+        if key not in tx.claimed:
+            raise Problem("not-found", f"no outbox row for message {self.message_id}")
+        state, lease_owner = tx.claimed[key]
+        tx.defer(
+            delivery_attempts,
+            {
+                "message_pk": self.job_pk,
+                "attempt": self.attempt,
+                "at": tx.now,
+                "outcome": r.outcome,
+                "http_status": r.http_status,
+                "error": ": ".join(part for part in (r.code, r.error) if part) or None,
+                "duration_ms": r.duration_ms,
+            },
         )
         final = self._final_state(state)
         tx.audit.append(self._event(ev.DELIVERY_ATTEMPT, final, code=r.code))
@@ -132,18 +166,13 @@ class AttemptUnit:
             # Another worker already recorded the delivery: keep it.
             values = {"lease_owner": None, "lease_until": None}
             msg_values = {}
-        elif final == "retry" and current.lease_owner not in (None, self.owner):
+        elif final == "retry" and lease_owner not in (None, self.owner):
             # This worker's lease expired and another worker holds the message now:
             # the attempt is recorded; the schedule and the lease stay that worker's.
             values = {}
-        if values:
-            tx.conn.execute(
-                update(outbox).where(outbox.c.message_pk == self.job_pk).values(**values)
-            )
-        if msg_values:
-            tx.conn.execute(
-                update(messages).where(messages.c.pk == self.job_pk).values(**msg_values)
-            )
+        tx.defer_update(outbox, "message_pk", self.job_pk, values)
+        tx.defer_update(messages, "pk", self.job_pk, msg_values)
+        tx.claim(key, (values.get("state", state), values.get("lease_owner", lease_owner)))
         return final
 
     def _final_state(self, current: str) -> str:

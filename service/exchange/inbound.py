@@ -21,6 +21,7 @@ from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.groupcommit import Tx
 from service.db.tables import messages
+from service.exchange.rows import defer_message
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
@@ -248,30 +249,16 @@ class AcceptUnit:
         detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
         index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
         receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
-        tx.defer(
-            messages,
-            {
-                "direction": "in",
-                "sender": env.iss,
-                "recipient": env.aud,
-                "message_id": env.id,
-                "type": env.type,
-                "agreement": env.agreement,
-                "purpose": env.purpose,
-                "reply_to": env.reply_to,
-                "iat": env.iat,
-                "digest": c.digest,
-                "jws": c.raw,
-                "status": "accepted",
-                "rule_id": c.rule_id or "",
-                "created_at": tx.now,
-                "audit_index": index,
-                "receipt": receipt,
-                "removed_fields": None,
-                "receipt_audit_index": None,
-                "acked_at": None,
-                "purged_at": None,
-            },
+        defer_message(
+            tx,
+            env,
+            direction="in",
+            digest=c.digest,
+            jws=c.raw,
+            status="accepted",
+            rule_id=c.rule_id or "",
+            audit_index=index,
+            receipt=receipt,
         )
         tx.claim(key, (c.digest, receipt, index))
         return Stored(receipt, index, created=True)

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.groupcommit import Tx
 from service.db.tables import messages, outbox, signed_versions
+from service.exchange.attempts import outbox_key
+from service.exchange.rows import defer_message
 from service.partners.agreements import check_agreement
 from service.partners.fields import filter_fields
 from service.partners.registry import PartnerRegistry
@@ -148,10 +150,15 @@ class Queued:
 
 @dataclass
 class QueueUnit:
-    """Store the message, its first signed copy, the outbox row and the audit entry."""
+    """Store the message, its first signed copy, the outbox row and the audit entry.
+
+    The rows are written through `tx.defer` after the only check that can refuse, so
+    the unit needs no savepoint.
+    """
 
     req: OutboundRequest
     prepared: Prepared
+    needs_savepoint = False
 
     def run(self, tx: Tx) -> Queued:
         p = self.prepared
@@ -170,42 +177,33 @@ class QueueUnit:
                 detail={"removed_fields": p.removed} if p.removed else {},
             )
         )
-        result = tx.conn.execute(
-            insert(messages)
-            .values(
-                direction="out",
-                sender=env.iss,
-                recipient=env.aud,
-                message_id=env.id,
-                type=env.type,
-                agreement=env.agreement,
-                purpose=env.purpose,
-                reply_to=env.reply_to,
-                iat=env.iat,
-                digest=p.digest,
-                jws=p.jws,
-                status="queued",
-                rule_id=p.rule_id,
-                created_at=tx.now,
-                audit_index=index,
-                removed_fields=json.dumps(p.removed) if p.removed else None,
-            )
-            .returning(messages.c.pk)
+        pk = defer_message(
+            tx,
+            env,
+            direction="out",
+            digest=p.digest,
+            jws=p.jws,
+            status="queued",
+            rule_id=p.rule_id,
+            audit_index=index,
+            removed_fields=json.dumps(p.removed) if p.removed else None,
         )
-        pk = int(result.scalar_one())
-        tx.conn.execute(
-            insert(signed_versions).values(
-                message_pk=pk, version=1, iat=env.iat, digest=p.digest, jws=p.jws
-            )
+        tx.defer(
+            signed_versions,
+            {"message_pk": pk, "version": 1, "iat": env.iat, "digest": p.digest, "jws": p.jws},
         )
-        tx.conn.execute(
-            insert(outbox).values(
-                message_pk=pk,
-                state="pending",
-                attempts=0,
-                next_attempt_at=tx.now,
-                created_at=tx.now,
-            )
+        tx.defer(
+            outbox,
+            {
+                "message_pk": pk,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": tx.now,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+                "created_at": tx.now,
+            },
         )
         return Queued(env.id, index, p.removed)
 
@@ -231,7 +229,9 @@ class QueueUnit:
 
 @dataclass
 class RequeueUnit:
-    """An operator sends a failed message again: audited, refused once its body was purged."""
+    """An operator sends a failed message again: audited, refused once its body was purged.
+
+    Its writes are deferred like an attempt's, so the two apply in batch order."""
 
     node: str
     message_id: str
@@ -246,7 +246,9 @@ class RequeueUnit:
         ).first()
         if row is None:
             raise Problem("not-found", f"no outbound message {self.message_id}")
-        if row.state != "failed":
+        # An attempt recorded earlier in this batch is not written yet; its state counts.
+        state = tx.claimed.get(outbox_key(int(row.pk)), (row.state, None))[0]
+        if state != "failed":
             raise Problem(
                 "invalid-parameters", f"message {self.message_id} is not in the failed state"
             )
@@ -255,18 +257,20 @@ class RequeueUnit:
                 "invalid-parameters",
                 f"message {self.message_id} was purged under the retention period; it cannot be sent",
             )
-        tx.conn.execute(
-            update(outbox)
-            .where(outbox.c.message_pk == row.pk)
-            .values(
-                state="pending",
-                attempts=0,
-                next_attempt_at=tx.now,
-                lease_owner=None,
-                lease_until=None,
-            )
+        tx.defer_update(
+            outbox,
+            "message_pk",
+            int(row.pk),
+            {
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": tx.now,
+                "lease_owner": None,
+                "lease_until": None,
+            },
         )
-        tx.conn.execute(update(messages).where(m.pk == row.pk).values(status="queued"))
+        tx.defer_update(messages, "pk", int(row.pk), {"status": "queued"})
+        tx.claim(outbox_key(int(row.pk)), ("pending", None))
         tx.audit.append(
             AuditEvent(
                 ev.MESSAGE_REQUEUED,

@@ -65,7 +65,11 @@ class Sender:
 
     # -- delivering ------------------------------------------------------------------
     def worker(
-        self, client: httpx.AsyncClient, *, node: Node | None = None, owner: str = "worker-1"
+        self,
+        transport: httpx.AsyncBaseTransport,
+        *,
+        node: Node | None = None,
+        owner: str = "worker-1",
     ) -> DeliveryWorker:
         node = node or self.node
         return DeliveryWorker(
@@ -75,20 +79,20 @@ class Sender:
             key=node.signing_key,
             clock=self.clock,
             settings=self.settings,
-            client=client,
+            transport=transport,
             owner=owner,
             rand=self.rand,
         )
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self.partner.transport)
+    def transport(self) -> httpx.AsyncBaseTransport:
+        return self.partner.transport
 
     def deliver(self) -> int:
         """One delivery round of one worker; the number of messages it handled."""
 
         async def round_() -> int:
-            async with self.client() as client:
-                return await self.worker(client).run_once()
+            async with self.transport() as transport:
+                return await self.worker(transport).run_once()
 
         return asyncio.run(round_())
 

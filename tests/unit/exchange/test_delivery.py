@@ -128,8 +128,8 @@ def test_crash_mid_send_is_completed_by_another_worker_with_the_same_bytes(
     message_id = sender.queue()
 
     async def claim_post_and_crash() -> list[Job]:
-        async with sender.client() as client:
-            crashed = sender.worker(client, owner="crashed")
+        async with sender.transport() as transport:
+            crashed = sender.worker(transport, owner="crashed")
             jobs = crashed._claim()
             for job in jobs:
                 partner = sender.node.registry.partner(job.recipient)
@@ -158,11 +158,11 @@ def test_attempt_recorded_after_its_lease_expired_leaves_the_new_holder_in_charg
     message_id = sender.queue()
 
     async def overtaken() -> None:
-        async with sender.client() as client:
-            slow = sender.worker(client, owner="slow")
+        async with sender.transport() as transport:
+            slow = sender.worker(transport, owner="slow")
             [job] = slow._claim()
             sender.clock.advance(sender.settings.lease_seconds + 1)
-            assert len(sender.worker(client, owner="fresh")._claim()) == 1
+            assert len(sender.worker(transport, owner="fresh")._claim()) == 1
             late = AttemptResult("retry", 503, "unavailable", "partner busy")
             await slow._record(job, late, job.copies[-1], sender.clock())
 
@@ -281,8 +281,11 @@ def test_workers_claiming_at_the_same_instant_never_share_a_message(
     for _ in range(40):
         sender.queue()
     sender.settings = replace(sender.settings, concurrency=5)
-    client = sender.client()
-    workers = [sender.worker(client, owner="a"), sender.worker(client, node=second_node, owner="b")]
+    transport = sender.transport()
+    workers = [
+        sender.worker(transport, owner="a"),
+        sender.worker(transport, node=second_node, owner="b"),
+    ]
     claimed: dict[str, list[int]] = {"a": [], "b": []}
     barrier = threading.Barrier(2)
 
@@ -296,7 +299,7 @@ def test_workers_claiming_at_the_same_instant_never_share_a_message(
             t.start()
         for t in threads:
             t.join()
-    asyncio.run(client.aclose())
+    asyncio.run(transport.aclose())
     assert set(claimed["a"]).isdisjoint(claimed["b"])
     assert len(claimed["a"]) + len(claimed["b"]) == len(set(claimed["a"] + claimed["b"])) == 40
 
@@ -309,9 +312,9 @@ def test_two_workers_on_separate_engines_post_each_message_exactly_once(
     sender.settings = replace(sender.settings, concurrency=4)
 
     async def run_both() -> None:
-        async with sender.client() as client:
-            a = sender.worker(client, owner="a")
-            b = sender.worker(client, node=second_node, owner="b")
+        async with sender.transport() as transport:
+            a = sender.worker(transport, owner="a")
+            b = sender.worker(transport, node=second_node, owner="b")
             for _ in range(30):
                 done = await asyncio.gather(a.run_once(), b.run_once())
                 if sum(done) == 0:

@@ -1,0 +1,52 @@
+"""The `messages` row of a message, written by the writer's deferred inserts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.db.groupcommit import Tx
+from service.db.tables import messages
+from service.protocol.envelope import Envelope
+
+
+def defer_message(
+    tx: Tx,
+    env: Envelope,
+    *,
+    direction: str,
+    digest: str,
+    jws: bytes,
+    status: str,
+    rule_id: str,
+    audit_index: int,
+    receipt: bytes | None = None,
+    removed_fields: str | None = None,
+) -> int:
+    """Queue the insert of one message row (every column given, as executemany needs);
+    return its primary key."""
+    pk = tx.new_pk(messages)
+    row: dict[str, Any] = {
+        "pk": pk,
+        "direction": direction,
+        "sender": env.iss,
+        "recipient": env.aud,
+        "message_id": env.id,
+        "type": env.type,
+        "agreement": env.agreement,
+        "purpose": env.purpose,
+        "reply_to": env.reply_to,
+        "iat": env.iat,
+        "digest": digest,
+        "jws": jws,
+        "status": status,
+        "rule_id": rule_id,
+        "created_at": tx.now,
+        "audit_index": audit_index,
+        "receipt": receipt,
+        "removed_fields": removed_fields,
+        "receipt_audit_index": None,
+        "acked_at": None,
+        "purged_at": None,
+    }
+    tx.defer(messages, row)
+    return pk
