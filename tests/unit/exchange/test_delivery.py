@@ -13,10 +13,12 @@ import pytest
 
 from service.clock import FixedClock
 from service.config import load_config
-from service.exchange.attempts import AttemptResult
+from service.exchange.attempts import AttemptResult, AttemptUnit
 from service.exchange.delivery import Job
+from service.exchange.outbound import RequeueUnit
 from service.protocol.receipts import message_digest
 from service.runtime import Node, build_node
+from tests.support.batches import in_one_batch
 from tests.support.nodes import NOW, Federation
 from tests.unit.exchange import partner as answers
 from tests.unit.exchange.partner import Answer, envelope_of
@@ -324,3 +326,50 @@ def test_two_workers_on_separate_engines_post_each_message_exactly_once(
     assert sender.partner.posted_ids() == Counter(dict.fromkeys(ids, 1))
     assert {sender.outbox(i)["state"] for i in ids} == {"delivered"}
     assert all(sender.attempt_outcomes(i) == ["delivered"] for i in ids)
+
+
+def _attempt(sender: Sender, job: Job, result: AttemptResult, owner: str) -> AttemptUnit:
+    return AttemptUnit(
+        job_pk=job.pk,
+        message_id=job.message_id,
+        recipient=job.recipient,
+        attempt=job.attempts + 1,
+        result=result,
+        copy=job.copies[-1],
+        max_attempts=sender.settings.max_attempts,
+        next_at=sender.clock(),
+        owner=owner,
+    )
+
+
+def test_a_row_whose_attempt_is_recorded_in_the_batch_is_not_claimed_in_it(
+    sender: Sender,
+) -> None:
+    message_id = sender.queue()
+    worker = sender.worker(sender.transport(), owner="w")
+    [job] = worker._claim()
+    # The lease ran out while the partner answered, so the row is due again.
+    sender.clock.advance(sender.settings.lease_seconds + 1)
+    retry_now = _attempt(sender, job, AttemptResult("retry", 503, "unavailable", None), "w")
+    attempt, claim = in_one_batch(sender.node.committer, retry_now, worker._claim_unit(8))
+    assert attempt.result() == "retry"
+    # The attempt's writes land at the end of the batch: the claim beside it must not
+    # lease the row only to have its lease cleared by them.
+    assert claim.result() == []
+    assert [j.message_id for j in worker._claim()] == [message_id]
+
+
+def test_a_failure_and_its_retry_by_an_operator_in_one_batch_apply_in_order(
+    sender: Sender,
+) -> None:
+    message_id = sender.queue()
+    worker = sender.worker(sender.transport(), owner="w")
+    [job] = worker._claim()
+    refused = _attempt(sender, job, AttemptResult("refused", 403, "forbidden", None), "w")
+    requeue = RequeueUnit(sender.node.party, message_id, "operator")
+    attempt, retried = in_one_batch(sender.node.committer, refused, requeue)
+    assert attempt.result() == "refused"
+    assert retried.exception() is None
+    row = sender.outbox(message_id)
+    assert (row["state"], row["attempts"], row["lease_owner"]) == ("pending", 0, None)
+    assert row["status"] == "queued"

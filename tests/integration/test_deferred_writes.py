@@ -1,0 +1,152 @@
+"""Deferred writes in a group commit: primary keys taken under the lock, updates merged
+per row in batch order, and a refused unit's deferred work dropped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from service.audit.checkpoint import Checkpoint, sign_checkpoint
+from service.audit.entries import AuditEvent
+from service.clock import FixedClock
+from service.db import migrate
+from service.db.engine import Engines, create_engines
+from service.db.groupcommit import GroupCommitter, Tx
+from service.db.tables import messages
+from service.exchange.rows import defer_message
+from service.protocol.envelope import Envelope
+from service.protocol.problems import Problem
+from tests.support.batches import in_one_batch
+
+NAME = "migex/KZ:MIA"
+
+
+@dataclass
+class Step:
+    """A unit that runs `work` and appends one audit entry; it needs no savepoint."""
+
+    work: Callable[[Tx], Any]
+    needs_savepoint = False
+
+    def run(self, tx: Tx) -> Any:
+        tx.audit.append(AuditEvent("test.step", "ok"))
+        return self.work(tx)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        tx.audit.append(AuditEvent("test.step", "refused", code=problem.code))
+
+
+@pytest.fixture
+def engines(database_url: str) -> Iterator[Engines]:
+    engines = create_engines(database_url)
+    migrate.upgrade(engines.writer)
+    yield engines
+    engines.dispose()
+
+
+@pytest.fixture
+def committer(engines: Engines) -> Iterator[GroupCommitter]:
+    key = Ed25519PrivateKey.generate()
+    c = GroupCommitter(
+        engines,
+        node="KZ:MIA",
+        clock=FixedClock(1_795_000_000.0),
+        sign_checkpoint=lambda size, root: sign_checkpoint(Checkpoint(NAME, size, root), NAME, key),
+        checkpoint_interval=0,
+    )
+    c.start()
+    yield c
+    c.stop()
+
+
+def message(tx: Tx, status: str = "queued") -> int:
+    env = Envelope(
+        v=1,
+        id=str(uuid.uuid4()),
+        iss="KZ:MIA",
+        aud="KG:MVD",
+        iat=1_795_000_000,
+        type="citizenship.verification-request",
+        agreement="kz-kg-2019",
+        purpose="identity-verification",
+        reply_to=None,
+        body={},
+    )
+    return defer_message(
+        tx,
+        env,
+        direction="out",
+        digest="0" * 64,
+        jws=b"x.y.z",
+        status=status,
+        rule_id="r1",
+        audit_index=tx.audit.size - 1,
+    )
+
+
+def refuse_after(work: Callable[[Tx], Any]) -> Callable[[Tx], Any]:
+    def run(tx: Tx) -> Any:
+        work(tx)
+        raise Problem("forbidden", "refused after deferring its writes")
+
+    return run
+
+
+def rows(engines: Engines) -> dict[int, tuple[str, str]]:
+    with engines.reader.connect() as conn:
+        result = conn.execute(select(messages.c.pk, messages.c.status, messages.c.rule_id))
+        return {int(r.pk): (r.status, r.rule_id) for r in result}
+
+
+def test_keys_are_taken_in_order_and_a_refused_unit_leaves_no_row(
+    engines: Engines, committer: GroupCommitter
+) -> None:
+    first = committer.run_sync(Step(message))
+    batch = in_one_batch(
+        committer, Step(message), Step(refuse_after(message)), Step(message), Step(message)
+    )
+    assert isinstance(batch[1].exception(), Problem)
+    kept = [f.result() for i, f in enumerate(batch) if i != 1]
+    # The refused unit's key is left unused; the others follow in batch order.
+    assert kept == [first + 1, first + 3, first + 4]
+    assert sorted(rows(engines)) == [first, *kept]
+    # The next batch continues after the highest stored key.
+    assert committer.run_sync(Step(message)) == first + 5
+
+
+def test_updates_of_one_row_apply_in_batch_order(
+    engines: Engines, committer: GroupCommitter
+) -> None:
+    a = committer.run_sync(Step(message))
+    b = committer.run_sync(Step(message))
+
+    def update(pk: int, **values: Any) -> Callable[[Tx], None]:
+        return lambda tx: tx.defer_update(messages, "pk", pk, values)
+
+    batch = in_one_batch(
+        committer,
+        Step(update(a, status="first", rule_id="r2")),
+        Step(update(b, status="other")),
+        Step(refuse_after(update(a, status="refused"))),
+        Step(update(a, status="second")),
+    )
+    assert [f.exception() is None for f in batch] == [True, True, False, True]
+    assert rows(engines) == {a: ("second", "r2"), b: ("other", "r1")}
+
+
+def test_an_update_may_touch_a_row_inserted_in_the_same_batch(
+    engines: Engines, committer: GroupCommitter
+) -> None:
+    def insert_then_update(tx: Tx) -> int:
+        pk = message(tx)
+        tx.defer_update(messages, "pk", pk, {"status": "delivered"})
+        return pk
+
+    (future,) = in_one_batch(committer, Step(insert_then_update))
+    assert rows(engines) == {future.result(): ("delivered", "r1")}

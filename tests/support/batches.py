@@ -1,0 +1,40 @@
+"""Holding the group committer's writer so that several units are committed in one batch."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from service.db.groupcommit import GroupCommitter, Tx
+from service.protocol.problems import Problem
+
+
+@dataclass
+class Gate:
+    """Holds the writer inside a batch until released, so later units form one batch."""
+
+    entered: threading.Event
+    release: threading.Event
+    needs_savepoint = False
+
+    def run(self, tx: Tx) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Never refuses."""
+
+
+def in_one_batch(committer: GroupCommitter, *units: Any) -> list[Future[Any]]:
+    """Submit `units` while the writer is held, so that they are committed together."""
+    entered, release = threading.Event(), threading.Event()
+    gate = committer.submit(Gate(entered, release))
+    assert entered.wait(10)
+    futures = [committer.submit(unit) for unit in units]
+    release.set()
+    gate.result(10)
+    for future in futures:
+        future.exception(10)
+    return futures
