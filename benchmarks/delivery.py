@@ -29,7 +29,7 @@ NAME = "delivery"
 SUBMITTERS = 32
 WORKERS = 2
 TARGET = 500
-CONCURRENCIES = (8, 32)
+CONCURRENCIES = (8, 16, 32)
 # A run that has not delivered everything by then reports the rate it reached.
 DEADLINE_SECONDS = 45.0
 

@@ -1,0 +1,249 @@
+"""The delivery worker's transport: httpx on the asyncio network backend, against a real
+loopback server (plain and TLS), with timeouts, refused connections, connections closed
+by the partner and large answers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from service.exchange.netbackend import AsyncioBackend, partner_transport
+
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return await reader.readexactly(length)
+
+
+def answer(body: bytes, status: bytes = b"201 Created", close: bool = False) -> bytes:
+    extra = b"Connection: close\r\n" if close else b""
+    return b"HTTP/1.1 %s\r\nContent-Type: application/jose\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status,
+        len(body),
+        extra,
+        body,
+    )
+
+
+class Server:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+
+
+@asynccontextmanager
+async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+    state = Server()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=tls)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        server.close()
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        body = await read_request(reader)
+        writer.write(answer(b"receipt:" + body))
+        await writer.drain()
+
+
+async def post(transport: httpx.AsyncBaseTransport, url: str, body: bytes) -> httpx.Response:
+    request = httpx.Request("POST", url, content=body, extensions=TIMEOUT)
+    response = await transport.handle_async_request(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+def test_the_transport_runs_on_the_asyncio_backend() -> None:
+    transport = partner_transport(LIMITS)
+    assert isinstance(transport._pool._network_backend, AsyncioBackend)
+
+
+def test_requests_are_answered_on_one_kept_alive_connection() -> None:
+    async def run() -> None:
+        async with serving(echo) as server, partner_transport(LIMITS) as transport:
+            url = f"http://127.0.0.1:{server.port}/v1/messages"
+            for n in range(3):
+                response = await post(transport, url, b"jws-%d" % n)
+                assert response.status_code == 201
+                assert response.content == b"receipt:jws-%d" % n
+            assert server.connections == 1
+
+    asyncio.run(run())
+
+
+def test_a_connection_the_partner_closed_is_not_reused() -> None:
+    async def run() -> None:
+        closed = asyncio.Event()
+
+        async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            body = await read_request(reader)
+            writer.write(answer(b"receipt:" + body))
+            await writer.drain()
+            # The partner drops the idle connection without saying so.
+            writer.close()
+            await writer.wait_closed()
+            closed.set()
+
+        async with serving(once) as server, partner_transport(LIMITS) as transport:
+            url = f"http://127.0.0.1:{server.port}/v1/messages"
+            assert (await post(transport, url, b"a")).content == b"receipt:a"
+            await closed.wait()
+            for _ in range(5):
+                await asyncio.sleep(0)  # let the loop deliver the partner's FIN
+            assert (await post(transport, url, b"b")).content == b"receipt:b"
+            assert server.connections == 2
+
+    asyncio.run(run())
+
+
+def test_a_large_answer_is_read_whole() -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB: reading pauses and resumes
+
+    async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(big, status=b"422 Unprocessable Content"))
+        await writer.drain()
+
+    async def run() -> None:
+        async with serving(large) as server, partner_transport(LIMITS) as transport:
+            response = await post(transport, f"http://127.0.0.1:{server.port}/", b"x" * 300_000)
+            assert response.status_code == 422
+            assert response.content == big
+
+    asyncio.run(run())
+
+
+def test_a_partner_that_never_answers_times_out() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(30)
+
+    async def run() -> None:
+        async with serving(silent) as server, partner_transport(LIMITS) as transport:
+            request = httpx.Request(
+                "POST",
+                f"http://127.0.0.1:{server.port}/v1/messages",
+                content=b"jws",
+                extensions={"timeout": httpx.Timeout(5.0, read=0.05).as_dict()},
+            )
+            with pytest.raises(httpx.ReadTimeout):
+                await transport.handle_async_request(request)
+
+    asyncio.run(run())
+
+
+def test_a_partner_that_is_down_is_a_connect_error() -> None:
+    async def run() -> None:
+        async with serving(echo) as server:
+            port = server.port
+        async with partner_transport(LIMITS) as transport:
+            with pytest.raises(httpx.ConnectError):
+                await post(transport, f"http://127.0.0.1:{port}/v1/messages", b"jws")
+
+    asyncio.run(run())
+
+
+def test_a_partner_that_closes_mid_answer_is_a_transport_error() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"x" * 1000)[:-500])
+        await writer.drain()
+
+    async def run() -> None:
+        async with serving(cut) as server, partner_transport(LIMITS) as transport:
+            with pytest.raises(httpx.TransportError):
+                await post(transport, f"http://127.0.0.1:{server.port}/", b"jws")
+
+    asyncio.run(run())
+
+
+def _certificate(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: the server's context and a client
+    context that trusts it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "partner.test")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+def test_tls_to_a_trusted_partner_works_and_an_untrusted_one_is_refused(tmp_path: Path) -> None:
+    server_tls, client_tls = _certificate(tmp_path)
+
+    async def run() -> None:
+        async with serving(echo, tls=server_tls) as server:
+            url = f"https://127.0.0.1:{server.port}/v1/messages"
+            async with partner_transport(LIMITS, ssl_context=client_tls) as transport:
+                for n in range(2):
+                    response = await post(transport, url, b"jws-%d" % n)
+                    assert response.content == b"receipt:jws-%d" % n
+                assert server.connections == 1
+            # The default context trusts the usual CAs only, not this certificate.
+            async with partner_transport(LIMITS) as transport:
+                with pytest.raises(httpx.ConnectError):
+                    await post(transport, url, b"jws")
+
+    asyncio.run(run())
