@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -20,7 +21,7 @@ from service.audit import store
 from service.clock import FixedClock
 from service.config import load_config
 from service.logs import JsonFormatter
-from service.main import create_app
+from service.main import app_from_env, create_app
 from service.runtime import Node
 from tests.support.nodes import (
     CLIENT_TOKEN,
@@ -436,3 +437,22 @@ def test_no_log_line_holds_personal_data_on_accept_and_refusal_paths(
     assert any('"route": "/v1/messages"' in line for line in capture.lines)
     leaked = [line for line in capture.lines if any(value in line for value in PERSONAL)]
     assert leaked == []
+
+
+def test_the_served_app_keeps_its_start_up_heap_out_of_the_collector(
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections would otherwise walk every module and model on each run,
+    holding all requests for tens of milliseconds (the load benchmark's p99)."""
+    config = federation.write_config()
+    gc.unfreeze()
+    # The app built for tests migrates the database and freezes nothing.
+    with TestClient(create_app(load_config(config), run_delivery=False)):
+        assert gc.get_freeze_count() == 0
+    monkeypatch.setenv("MIGEX_CONFIG", str(config))
+    try:
+        with TestClient(app_from_env()) as client:
+            assert client.get("/v1/health").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
