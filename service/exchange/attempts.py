@@ -115,6 +115,7 @@ class AttemptUnit:
         tx.defer(
             delivery_attempts,
             {
+                "pk": tx.new_pk(delivery_attempts),
                 "message_pk": self.job_pk,
                 "attempt": self.attempt,
                 "at": tx.now,

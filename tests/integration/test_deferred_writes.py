@@ -150,3 +150,26 @@ def test_an_update_may_touch_a_row_inserted_in_the_same_batch(
 
     (future,) = in_one_batch(committer, Step(insert_then_update))
     assert rows(engines) == {future.result(): ("delivered", "r1")}
+
+
+def test_a_deferred_write_that_fails_fails_its_batch_as_unavailable_and_keeps_nothing(
+    engines: Engines, committer: GroupCommitter
+) -> None:
+    taken = committer.run_sync(Step(message))
+    before = rows(engines)
+
+    def duplicate_key(tx: Tx) -> None:
+        pk = message(tx)
+        # Rewrite the deferred row's key to one already stored: the insert fails when
+        # the batch's writes are sent (in PostgreSQL's pipeline, at its sync).
+        tx.deferred[-1][1]["pk"] = taken
+        assert pk != taken
+
+    batch = in_one_batch(committer, Step(message), Step(duplicate_key))
+    for future in batch:
+        problem = future.exception()
+        assert isinstance(problem, Problem)
+        assert problem.code == "unavailable"
+    assert rows(engines) == before
+    # The writer goes on.
+    assert committer.run_sync(Step(message)) == taken + 1
