@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import Connection, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from service.audit import store
@@ -47,8 +47,8 @@ class Tx:
     `defer` queues an insert that the writer runs with all others of its table in one
     executemany at the end of the batch, and `defer_update` likewise an update of one
     row by its key; `claimed` lets units see rows deferred by earlier units of the same
-    batch (e.g. a message id already taken, an outbox row's new state). `new_pk` gives a
-    deferred row its primary key, so rows of other tables can refer to it.
+    batch (e.g. a message id already taken, an outbox row's new state). A deferred row
+    carries its primary key: `row_key` of the audit entry that created it.
     """
 
     conn: Connection
@@ -59,7 +59,6 @@ class Tx:
     claimed: dict[Any, Any] = field(default_factory=dict)
     updates: list[tuple[Table, str, Any, dict[str, Any]]] = field(default_factory=list)
     _claim_log: list[Any] = field(default_factory=list)
-    _next_pk: dict[Table, int] = field(default_factory=dict)
 
     def defer(self, table: Table, row: dict[str, Any]) -> None:
         self.deferred.append((table, row))
@@ -68,18 +67,6 @@ class Tx:
         """Set `values` on the row whose column `key` equals `value`, at the end of the batch."""
         if values:
             self.updates.append((table, key, value, values))
-
-    def new_pk(self, table: Table) -> int:
-        """The next free primary key of `table`. Every insert into the tables that use
-        this runs in the writer, which holds the database write lock (SQLite) or the audit
-        head row lock (PostgreSQL) for the whole batch, so max + 1 is free; a key taken
-        by a unit that is rolled back is simply left unused."""
-        nxt = self._next_pk.get(table)
-        if nxt is None:
-            top = self.conn.execute(select(func.max(table.c.pk))).scalar_one()
-            nxt = int(top or 0) + 1
-        self._next_pk[table] = nxt + 1
-        return nxt
 
     def claim(self, key: Any, value: Any) -> None:
         self.claimed[key] = value
@@ -106,14 +93,14 @@ class Tx:
 
     def flush_deferred(self) -> None:
         """Run the deferred inserts, then the deferred updates. Rows carry their primary
-        key (see `new_pk`): an insert that had the database generate keys would have to
+        key (see `row_key`): an insert that had the database generate keys would have to
         read them back, which PostgreSQL's pipeline cannot do mid-batch."""
         by_table: dict[Table, list[dict[str, Any]]] = {}
         for table, row in self.deferred:
             by_table.setdefault(table, []).append(row)
         for table, rows in by_table.items():
             if "pk" in table.c and "pk" not in rows[0]:
-                raise RuntimeError(f"deferred {table.name} rows need a key from Tx.new_pk")
+                raise RuntimeError(f"deferred {table.name} rows need a key from row_key")
             self.conn.execute(table.insert(), rows)
         # Updates after inserts (they may touch rows inserted in this batch). The updates
         # of one row are merged in the order they were deferred, which leaves the row as
@@ -139,6 +126,18 @@ def _update_statement(table: Table, key: str, names: tuple[str, ...]) -> Update:
         .where(table.c[key] == bindparam("k_"))
         .values({name: bindparam(f"v_{name}") for name in names})
     )
+
+
+def row_key(audit_index: int) -> int:
+    """The primary key of a row created with the audit entry at `audit_index`.
+
+    Every message and delivery attempt is created together with exactly one audit
+    entry, whose index no other row shares, so the writer needs no query to key its
+    deferred rows (and other rows of the batch can refer to them). One is added so that
+    keys start at 1, and so that they stay above any key the database generated
+    itself: the row created k-th had an entry at index k - 1 or later.
+    """
+    return audit_index + 1
 
 
 class Unit(Protocol):

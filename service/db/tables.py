@@ -21,6 +21,7 @@ class MessageRow(SQLModel, table=True):
         Index("ix_messages_created", "created_at"),
     )
 
+    # Given by the writer: one more than `audit_index` (see groupcommit.row_key).
     pk: int | None = Field(default=None, primary_key=True)
     direction: str = Field(max_length=3)
     sender: str = Field(max_length=40)
@@ -66,6 +67,7 @@ class DeliveryAttemptRow(SQLModel, table=True):
     __tablename__ = "delivery_attempts"
     __table_args__ = (Index("ix_delivery_attempts_message", "message_pk", "attempt"),)
 
+    # Given by the writer: one more than the index of the attempt's audit entry.
     pk: int | None = Field(default=None, primary_key=True)
     message_pk: int = Field(foreign_key="messages.pk")
     attempt: int

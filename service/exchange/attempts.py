@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import Tx
+from service.db.groupcommit import Tx, row_key
 from service.db.tables import delivery_attempts, messages, outbox, signed_versions
 from service.protocol.problems import Problem
 
@@ -112,10 +112,12 @@ class AttemptUnit:
         if key not in tx.claimed:
             raise Problem("not-found", f"no outbox row for message {self.message_id}")
         state, lease_owner = tx.claimed[key]
+        final = self._final_state(state)
+        index = tx.audit.append(self._event(ev.DELIVERY_ATTEMPT, final, code=r.code))
         tx.defer(
             delivery_attempts,
             {
-                "pk": tx.new_pk(delivery_attempts),
+                "pk": row_key(index),
                 "message_pk": self.job_pk,
                 "attempt": self.attempt,
                 "at": tx.now,
@@ -125,8 +127,6 @@ class AttemptUnit:
                 "duration_ms": r.duration_ms,
             },
         )
-        final = self._final_state(state)
-        tx.audit.append(self._event(ev.DELIVERY_ATTEMPT, final, code=r.code))
         if r.outcome == "delivered":
             tx.audit.append(
                 self._event(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.db.groupcommit import Tx
+from service.db.groupcommit import Tx, row_key
 from service.db.tables import messages
 from service.protocol.envelope import Envelope
 
@@ -22,9 +22,9 @@ def defer_message(
     receipt: bytes | None = None,
     removed_fields: str | None = None,
 ) -> int:
-    """Queue the insert of one message row (every column given, as executemany needs);
-    return its primary key."""
-    pk = tx.new_pk(messages)
+    """Queue the insert of one message row (every column given, as executemany needs),
+    created with the audit entry at `audit_index`; return its primary key."""
+    pk = row_key(audit_index)
     row: dict[str, Any] = {
         "pk": pk,
         "direction": direction,
