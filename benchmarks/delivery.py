@@ -1,13 +1,13 @@
 """End-to-end delivery between two nodes on loopback: KZ (A) sends to UZ (B).
 
-Both nodes run `migex serve` on SQLite. A driver queues verification requests at A
+Both nodes run `migex serve --workers 2` on SQLite. A driver queues verification requests at A
 through its local API (POST /v1/outbox, client token) with a fixed concurrency; A's
 delivery worker signs nothing new (the message was signed when queued), posts each
 to B, which verifies, stores and receipts it; A verifies the receipt and marks the
 message delivered. The figure is messages per second from the first POST to the
 moment every message is delivered, read from A's outbox table; B's inbox is counted
-too. It is measured with the delivery worker's concurrency (`delivery.concurrency`)
-at 8 and at 32.
+too. It is measured with the delivery worker's concurrency (`delivery.concurrency`, per
+process) at 8, 16 and 32.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ import httpx
 
 # Stop reading from a socket while this much is buffered and unread.
 _HIGH_WATER = 256 * 1024
+# Writes up to this size in all wait for the next read and go out together.
+_COALESCE = 64 * 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -88,8 +90,12 @@ class _Protocol(asyncio.Protocol):
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
+    """Small writes are held until the next read (or a large write), so a request's
+    head and body leave in one send: one packet for the partner to parse, not two."""
+
     def __init__(self, protocol: _Protocol) -> None:
         self._p = protocol
+        self._pending = bytearray()
 
     def _transport(self) -> asyncio.Transport:
         if self._p.transport is None:  # pragma: no cover - set before the stream exists
@@ -98,6 +104,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self._p
+        if self._pending:
+            await self._send(b"", timeout)
         if not p.buffer and not p.eof:
             try:
                 await p.wait_readable(timeout)
@@ -117,9 +125,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        if len(self._pending) + len(buffer) <= _COALESCE:
+            self._pending += buffer
+            return
+        await self._send(buffer, timeout)
+
+    async def _send(self, buffer: bytes, timeout: float | None) -> None:
         transport = self._transport()
         if transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
+        if self._pending:
+            buffer = bytes(self._pending) + buffer
+            self._pending.clear()
         transport.write(buffer)
         if self._p.writing_paused:
             try:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service.exchange.netbackend import AsyncioBackend, partner_transport
+from service.exchange.netbackend import AsyncioBackend, AsyncioStream, _Protocol, partner_transport
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
@@ -245,5 +245,37 @@ def test_tls_to_a_trusted_partner_works_and_an_untrusted_one_is_refused(tmp_path
             async with partner_transport(LIMITS) as transport:
                 with pytest.raises(httpx.ConnectError):
                     await post(transport, url, b"jws")
+
+    asyncio.run(run())
+
+
+class RecordingTransport:
+    """Stands in for an asyncio transport: records each write (each is one send)."""
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_a_request_head_and_body_leave_in_one_send() -> None:
+    async def run() -> None:
+        protocol = _Protocol()
+        transport = RecordingTransport()
+        protocol.transport = transport  # type: ignore[assignment]
+        stream = AsyncioStream(protocol)
+        await stream.write(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n")
+        await stream.write(b"jws")
+        assert transport.sends == []
+        protocol.data_received(b"HTTP/1.1 201 Created\r\n")
+        assert await stream.read(1024) == b"HTTP/1.1 201 Created\r\n"
+        assert transport.sends == [b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\njws"]
+        # A large body is not held back.
+        await stream.write(b"x" * 100_000)
+        assert len(transport.sends) == 2
 
     asyncio.run(run())
