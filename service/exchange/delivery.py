@@ -220,13 +220,15 @@ class DeliveryWorker:
             extensions={"timeout": httpx.Timeout(self.settings.timeout).as_dict()},
         )
         try:
-            resp = await self._transport.handle_async_request(request)
+            streamed = await self._transport.handle_async_request(request)
             try:
-                await resp.aread()
+                resp = await _read_bounded(streamed)
             finally:
-                await resp.aclose()
+                await streamed.aclose()
         except httpx.HTTPError as exc:
             result = AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+        except AnswerTooLarge as exc:
+            result = AttemptResult("retry", exc.status, "answer-too-large", str(exc))
         else:
             result = self._classify(partner, copy, resp, started)
         return replace(result, duration_ms=(time.perf_counter() - timer) * 1000)
@@ -303,6 +305,32 @@ class DeliveryWorker:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return float(min(delay, s.backoff_max))
+
+
+# A receipt or a problem document is a few kilobytes; a partner's answer is read up to
+# this size and no further, so that a broken or hostile partner cannot exhaust memory.
+MAX_ANSWER_BYTES = 1024 * 1024
+
+
+class AnswerTooLarge(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the partner's answer ({status}) is over {MAX_ANSWER_BYTES} bytes")
+        self.status = status
+
+
+async def _read_bounded(resp: httpx.Response) -> httpx.Response:
+    """The answer with its body read, or AnswerTooLarge past MAX_ANSWER_BYTES."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(resp.status_code)
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():  # decoded, so the bound holds after decoding
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(resp.status_code)
+    decoded = ("content-encoding", "content-length", "transfer-encoding")
+    headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in decoded]
+    return httpx.Response(resp.status_code, headers=headers, content=bytes(body))
 
 
 def _problem_code(resp: httpx.Response) -> str | None:

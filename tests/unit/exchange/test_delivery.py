@@ -6,22 +6,23 @@ import asyncio
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from service.clock import FixedClock
 from service.config import load_config
 from service.exchange.attempts import AttemptResult, AttemptUnit
-from service.exchange.delivery import Job
+from service.exchange.delivery import MAX_ANSWER_BYTES, Job
 from service.exchange.outbound import RequeueUnit
 from service.protocol.receipts import message_digest
 from service.runtime import Node, build_node
 from tests.support.batches import in_one_batch
 from tests.support.nodes import NOW, Federation
 from tests.unit.exchange import partner as answers
-from tests.unit.exchange.partner import Answer, envelope_of
+from tests.unit.exchange.partner import Answer, FakePartner, envelope_of
 from tests.unit.exchange.sender import SEED, Sender
 
 POSTGRES_ONLY = pytest.mark.parametrize(
@@ -373,3 +374,30 @@ def test_a_failure_and_its_retry_by_an_operator_in_one_batch_apply_in_order(
     row = sender.outbox(message_id)
     assert (row["state"], row["attempts"], row["lease_owner"]) == ("pending", 0, None)
     assert row["status"] == "queued"
+
+
+def _declared_huge(_partner: FakePartner, _token: bytes, _request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, content=b"x" * (MAX_ANSWER_BYTES + 1))
+
+
+def _streamed_huge(_partner: FakePartner, _token: bytes, _request: httpx.Request) -> httpx.Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MAX_ANSWER_BYTES // 65536 + 2):
+            yield b"x" * 65536
+
+    return httpx.Response(201, content=chunks())  # chunked: no length declared
+
+
+@pytest.mark.parametrize("answer", [_declared_huge, _streamed_huge])
+def test_an_oversized_answer_is_not_read_whole_and_is_retried(
+    sender: Sender, answer: Answer
+) -> None:
+    sender.partner.then(answer)
+    message_id = sender.queue()
+    sender.deliver()
+    row = sender.outbox(message_id)
+    assert row["state"] == "pending"
+    assert sender.attempts(message_id)[0]["error"].startswith("answer-too-large")
+    sender.clock.set(row["next_attempt_at"])
+    sender.deliver()
+    assert sender.attempt_outcomes(message_id) == ["retry", "delivered"]
