@@ -136,3 +136,91 @@ def test_local_api_chunked_body_over_the_size_limit_is_too_large(
     )
     assert "content-length" not in resp.request.headers
     assert code_of(resp) == (413, "too-large")
+
+
+def test_large_bodies_are_checked_off_the_event_loop_and_small_ones_on_it(
+    federation: Federation, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.api import local, messages
+
+    assert messages.INLINE_LIMIT == 64 * 1024
+    off_loop: list[str] = []
+    for module in (messages, local):
+        original = module.run_in_threadpool
+
+        async def recording(func: Any, *args: Any, _orig: Any = original, **kw: Any) -> Any:
+            off_loop.append(getattr(func, "__name__", None) or func.func.__name__)
+            return await _orig(func, *args, **kw)
+
+        monkeypatch.setattr(module, "run_in_threadpool", recording)
+
+    small = federation.uz.sign(envelope_for(federation.uz))
+    assert client.post("/v1/messages", content=small, headers=JOSE).status_code == 201
+    assert client.post("/v1/outbox", headers=CLIENT, json=outbox_statistics()).status_code == 202
+    assert off_loop == []
+
+    body = example_body("citizenship.verification-request")
+    body["remarks"] = "x" * (messages.INLINE_LIMIT + 1)
+    large = federation.uz.sign(envelope_for(federation.uz, body=body))
+    assert client.post("/v1/messages", content=large, headers=JOSE).status_code == 422
+    big_outbound = outbox_statistics()
+    big_outbound["body"]["remarks"] = "x" * (messages.INLINE_LIMIT + 1)
+    assert client.post("/v1/outbox", headers=CLIENT, json=big_outbound).status_code == 422
+    assert off_loop == ["check_inbound", "prepare"]
+
+
+def _allow_outbound_verification(cfg: dict[str, Any]) -> None:
+    uz = next(p for p in cfg["partners"] if p["party"] == "UZ:MIA")
+    uz["rules"].append(
+        {
+            "id": "uz-out-verification",
+            "direction": "outbound",
+            "types": ["citizenship.verification-request"],
+            "agreements": ["kz-uz-2019"],
+            "purposes": ["identity-verification"],
+            "fields": ["*"],
+        }
+    )
+
+
+def test_a_refused_body_is_described_without_echoing_its_personal_values(
+    federation: Federation, client_factory: Callable[..., TestClient]
+) -> None:
+    client = client_factory(_allow_outbound_verification)
+    body = example_body("citizenship.verification-request")
+    person = body["person"]
+    person["identifiers"][0]["value"] = "910314401231"  # wrong check digit
+    person["documents"][0]["number"] = "N07654329"  # disagrees with the MRZ
+    person["documents"][0]["mrz"][1] = "N076543217KAZ9103144F2906195910314401230<<67"
+    person["names"]["latin"]["surname"] = "ZHAKSYBEKOVA9"
+    person["birth_date"] = "1991-02-30"
+    personal = [
+        "910314401231",
+        "N07654329",
+        "N076543217KAZ9103144F2906195910314401230<<67",
+        "ZHAKSYBEKOVA",
+        "Жаксыбекова",
+        "Айгерим",
+        "1991-02-30",
+        "Taraz",
+    ]
+    token = federation.uz.sign(envelope_for(federation.uz, body=body))
+    inbound = client.post("/v1/messages", content=token, headers=JOSE)
+    outbound = client.post(
+        "/v1/outbox",
+        headers=CLIENT,
+        json={
+            "to": "UZ:MIA",
+            "type": "citizenship.verification-request",
+            "agreement": "kz-uz-2019",
+            "purpose": "identity-verification",
+            "body": body,
+        },
+    )
+    for resp in (inbound, outbound):
+        assert code_of(resp) == (422, "schema")
+        problem = resp.json()
+        assert len(problem["errors"]) >= 4  # every failing field is reported...
+        shown = resp.text + json.dumps(problem, ensure_ascii=False)
+        leaked = [value for value in personal if value in shown]
+        assert leaked == []  # ...by its path and the rule, never by its value
