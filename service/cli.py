@@ -287,6 +287,37 @@ def audit_verify(
     raise _fail(f"FAILED{where}: {report.reason}")
 
 
+@audit_app.command("messages")
+def audit_messages(
+    config: ConfigOpt,
+    export: Annotated[
+        Path, typer.Option(help="JSON Lines export of the log from index 0, verified first.")
+    ],
+) -> None:
+    """Check the stored messages against the log: bytes, digests, nothing missing."""
+    from service.audit.stored import check_stored
+    from service.config import load_config
+    from service.db.engine import create_engines
+
+    cfg = load_config(config, check_key_files=False)
+    engines = create_engines(cfg.database_url)
+    try:
+        with export.open("rb") as lines:
+            report = check_stored(engines.reader, lines)
+    finally:
+        engines.dispose()
+    summary = (
+        f"{report.messages} messages ({report.purged} with purged bytes, {report.unsent} "
+        f"re-signed and not yet sent) and {report.copies} signed copies"
+    )
+    if report.ok:
+        typer.echo(f"ok: {summary} agree with the log")
+        return
+    for finding in report.findings:
+        typer.echo(finding, err=True)
+    raise _fail(f"FAILED: {len(report.findings)} findings in {summary}")
+
+
 @audit_app.command("prove")
 def audit_prove(
     url: Annotated[str, typer.Option(help="The node's base URL.")],

@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from service import cli
+from service.audit import queries, store
+from service.audit.stored import check_stored
 from service.clock import FixedClock, rfc3339
 from service.config import load_config
 from service.db.tables import signed_versions
@@ -185,6 +187,11 @@ def test_purge_is_audited_and_the_log_still_verifies(running: Running) -> None:
     assert [e["event"] for e in entries].count("message.accepted") == 2
     verified = ledger.verify_log(engine, running.node.audit_vkey)
     assert verified.ok, verified.reason
+    # The purged messages' digests are still checked against the log.
+    with engine.connect() as conn:
+        size = store.read_head(conn).size
+    stored = check_stored(engine, list(queries.export_lines(engine, 0, size)))
+    assert (stored.findings, stored.messages, stored.purged) == ([], 2, 2)
 
 
 def test_purge_goes_in_batches_each_with_its_own_entry(running: Running) -> None:

@@ -8,13 +8,23 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import load_config
+from service.db.engine import create_engines
+from service.db.tables import messages, signed_versions
 from service.main import create_app
 from service.partners.tokens import hash_token
-from tests.support.nodes import AUDITOR_TOKEN, Federation, envelope_for
+from service.protocol.receipts import message_digest
+from tests.support.nodes import (
+    AUDITOR_TOKEN,
+    CLIENT_TOKEN,
+    Federation,
+    envelope_for,
+    outbox_statistics,
+)
 
 runner = CliRunner()
 
@@ -89,20 +99,25 @@ def test_schemas_check_passes_on_the_published_schemas() -> None:
     assert result.exit_code == 0, result.output
 
 
+def receive(client: TestClient, federation: Federation, count: int) -> None:
+    """Post `count` messages from UZ that the node accepts."""
+    for _ in range(count):
+        env = envelope_for(federation.uz, iat=int(client.app.state.node.clock()))  # type: ignore[attr-defined]
+        resp = client.post(
+            "/v1/messages",
+            content=federation.uz.sign(env),
+            headers={"Content-Type": "application/jose"},
+        )
+        assert resp.status_code == 201, resp.text
+
+
 @pytest.mark.parametrize("tamper", [False, True])
 def test_audit_export_then_verify_detects_tampering(
     federation: Federation, tmp_path: Path, tamper: bool
 ) -> None:
     path = federation.write_config()
     with TestClient(create_app(load_config(path))) as client:
-        for _ in range(3):
-            env = envelope_for(federation.uz, iat=int(client.app.state.node.clock()))  # type: ignore[attr-defined]
-            resp = client.post(
-                "/v1/messages",
-                content=federation.uz.sign(env),
-                headers={"Content-Type": "application/jose"},
-            )
-            assert resp.status_code == 201, resp.text
+        receive(client, federation, 3)
         note = client.get(
             "/v1/audit/checkpoint", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"}
         ).text
@@ -175,3 +190,76 @@ def test_send_refuses_a_draft_without_its_type(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ValueError, match="missing type"):
         read_draft(path, to="KZ:MIA", msg_type=None, agreement="a", purpose="p", reply_to=None)
+
+
+def _tamper(url: str, how: str) -> None:
+    engines = create_engines(url)
+    try:
+        with engines.writer.begin() as conn:
+            m = messages.c
+            inbound = conn.execute(
+                select(m.pk, m.jws).where(m.direction == "in").order_by(m.pk).limit(1)
+            ).one()
+            if how == "bytes":
+                conn.execute(
+                    update(messages).where(m.pk == inbound.pk).values(jws=inbound.jws + b"x")
+                )
+            elif how == "bytes-and-digest":
+                forged = bytes(inbound.jws) + b"x"
+                conn.execute(
+                    update(messages)
+                    .where(m.pk == inbound.pk)
+                    .values(jws=forged, digest=message_digest(forged))
+                )
+            elif how == "deleted":
+                conn.execute(delete(messages).where(m.pk == inbound.pk))
+            elif how == "copy":
+                v = signed_versions.c
+                copy = conn.execute(select(v.message_pk, v.version, v.jws)).one()
+                conn.execute(
+                    update(signed_versions)
+                    .where(v.message_pk == copy.message_pk, v.version == copy.version)
+                    .values(jws=bytes(copy.jws) + b"x")
+                )
+    finally:
+        engines.dispose()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "finding"),
+    [
+        (None, None),
+        ("bytes", "its stored bytes do not hash to its digest"),
+        ("bytes-and-digest", "its digest is not in the log"),
+        ("deleted", "not stored"),
+        ("copy", "signed copy 1 does not hash to its recorded digest"),
+    ],
+)
+def test_audit_messages_checks_the_stored_messages_against_the_log(
+    federation: Federation, tmp_path: Path, tamper: str | None, finding: str | None
+) -> None:
+    path = federation.write_config()
+    with TestClient(create_app(load_config(path), run_delivery=False)) as client:
+        receive(client, federation, 2)
+        queued = client.post(
+            "/v1/outbox",
+            headers={"Authorization": f"Bearer {CLIENT_TOKEN}"},
+            json=outbox_statistics(),
+        )
+        assert queued.status_code == 202, queued.text
+    exported = runner.invoke(app, ["audit", "export", "--config", str(path)])
+    assert exported.exit_code == 0, exported.output
+    (tmp_path / "log.jsonl").write_bytes(exported.stdout_bytes)
+    if tamper is not None:
+        _tamper(federation.database_url, tamper)
+    result = runner.invoke(
+        app, ["audit", "messages", "--config", str(path), "--export", str(tmp_path / "log.jsonl")]
+    )
+    if finding is None:
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("ok: 3 messages (0 with purged bytes")
+        assert "and 1 signed copies agree with the log" in result.stdout
+    else:
+        assert result.exit_code == 1
+        assert finding in result.output
+        assert "FAILED: 1 findings" in result.output

@@ -12,6 +12,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from service.audit import queries, store
+from service.audit.stored import check_stored
 from service.clock import FixedClock
 from service.config import load_config
 from service.exchange.attempts import AttemptResult, AttemptUnit
@@ -401,3 +403,33 @@ def test_an_oversized_answer_is_not_read_whole_and_is_retried(
     sender.clock.set(row["next_attempt_at"])
     sender.deliver()
     assert sender.attempt_outcomes(message_id) == ["retry", "delivered"]
+
+
+def test_stored_messages_and_every_signed_copy_agree_with_the_log(sender: Sender) -> None:
+    """`migex audit messages` on a sender: a first-signed delivery, a re-signed one, and
+    one re-signed whose send never happened (its copy is stored, its attempt not yet)."""
+    delivered = sender.queue()
+    sender.deliver()
+    resent = sender.queue()
+    sender.clock.advance(sender.settings.resign_after + 1)
+    sender.deliver()
+    waiting = sender.queue()
+    sender.clock.advance(sender.settings.resign_after + 1)
+
+    async def resign_then_crash() -> None:
+        worker = sender.worker(sender.transport())
+        [job] = worker._claim()
+        await worker._resign(job, job.copies[-1], sender.clock())
+
+    asyncio.run(resign_then_crash())
+    engine = sender.node.engines.reader
+    with engine.connect() as conn:
+        size = store.read_head(conn).size
+    report = check_stored(engine, list(queries.export_lines(engine, 0, size)))
+    assert report.findings == []
+    assert (report.messages, report.copies, report.unsent) == (3, 5, 1)
+    assert [sender.outbox(m)["state"] for m in (delivered, resent, waiting)] == [
+        "delivered",
+        "delivered",
+        "pending",
+    ]
