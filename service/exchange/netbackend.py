@@ -10,8 +10,9 @@ buffer instead, which cuts the client's CPU per delivery by about a third.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, cast
 
 import httpcore
@@ -228,18 +229,165 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextlib.contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core, mapped in _EXCEPTIONS:
+            if isinstance(exc, core):
+                raise mapped(str(exc) or type(exc).__name__) from exc
+        raise
+
+
+class PartnerTransport(httpx.AsyncBaseTransport):
+    """httpx's transport interface over httpcore's HTTP/1.1 connections on the asyncio
+    backend, with a pool of its own: per partner origin, a stack of kept-alive idle
+    connections, the most recently used first. Taking and returning a connection is
+    constant work, where httpcore's pool scans every connection on every request (a
+    cost that grows with the delivery concurrency)."""
+
+    def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None):
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._backend = AsyncioBackend()
+        self._max = limits.max_connections or 100
+        self._keepalive = limits.keepalive_expiry
+        self._slots = asyncio.Semaphore(self._max)
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        origin = httpcore.Origin(url.raw_scheme, url.raw_host, port)
+        if not isinstance(request.stream, httpx.AsyncByteStream):  # pragma: no cover
+            raise httpx.LocalProtocolError("a synchronous request body cannot be sent")
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection to the partner came free in time") from None
+        try:
+            connection = await self._idle_connection(origin)
+            if connection is None:
+                connection = httpcore.AsyncHTTPConnection(
+                    origin=origin,
+                    ssl_context=self._ssl,
+                    keepalive_expiry=self._keepalive,
+                    network_backend=self._backend,
+                )
+            try:
+                with _as_httpx_errors():
+                    response = await connection.handle_async_request(core_request)
+            except BaseException:
+                await connection.aclose()
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(self, origin, connection, response),
+            extensions=response.extensions,
+        )
+
+    async def _idle_connection(
+        self, origin: httpcore.Origin
+    ) -> httpcore.AsyncHTTPConnection | None:
+        idle = self._idle.get(_key(origin))
+        while idle:
+            connection = idle.pop()
+            if connection.is_available() and not connection.has_expired():
+                return connection
+            await connection.aclose()  # expired, or closed by the partner
+        return None
+
+    async def _release(
+        self, origin: httpcore.Origin, connection: httpcore.AsyncHTTPConnection
+    ) -> None:
+        try:
+            idle = self._idle.setdefault(_key(origin), [])
+            if connection.is_available() and len(idle) < self._max:
+                idle.append(connection)
+            else:
+                await connection.aclose()
+        finally:
+            self._slots.release()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
+
+
+def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
+    return (origin.scheme, origin.host, origin.port)
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(
+        self,
+        transport: PartnerTransport,
+        origin: httpcore.Origin,
+        connection: httpcore.AsyncHTTPConnection,
+        response: httpcore.Response,
+    ) -> None:
+        self._transport = transport
+        self._origin = origin
+        self._connection = connection
+        self._response = response
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._response.stream
+        if not isinstance(stream, AsyncIterable):  # pragma: no cover - httpcore's async API
+            raise httpx.LocalProtocolError("httpcore returned a synchronous stream")
+        with _as_httpx_errors():
+            async for chunk in stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with _as_httpx_errors():
+                await self._response.aclose()
+        finally:
+            await self._transport._release(self._origin, self._connection)
+
+
 def partner_transport(
     limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None
-) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its pool on the asyncio backend; TLS is verified as
-    httpx verifies it by default (the system's or certifi's CA bundle)."""
-    context = ssl_context or httpx.create_ssl_context()
-    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=AsyncioBackend(),
-    )
-    return transport
+) -> PartnerTransport:
+    """The delivery worker's transport; TLS is verified as httpx verifies it by default
+    (certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set)."""
+    return PartnerTransport(limits, ssl_context=ssl_context)

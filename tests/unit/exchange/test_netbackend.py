@@ -92,7 +92,7 @@ async def post(transport: httpx.AsyncBaseTransport, url: str, body: bytes) -> ht
 
 def test_the_transport_runs_on_the_asyncio_backend() -> None:
     transport = partner_transport(LIMITS)
-    assert isinstance(transport._pool._network_backend, AsyncioBackend)
+    assert isinstance(transport._backend, AsyncioBackend)
 
 
 def test_requests_are_answered_on_one_kept_alive_connection() -> None:
@@ -277,5 +277,48 @@ def test_a_request_head_and_body_leave_in_one_send() -> None:
         # A large body is not held back.
         await stream.write(b"x" * 100_000)
         assert len(transport.sends) == 2
+
+    asyncio.run(run())
+
+
+def test_requests_past_the_limit_wait_for_a_connection_and_reuse_it() -> None:
+    async def run() -> None:
+        async with serving(echo) as server:
+            limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+            async with partner_transport(limits) as transport:
+                url = f"http://127.0.0.1:{server.port}/v1/messages"
+                answers = await asyncio.gather(*(post(transport, url, b"%d" % n) for n in range(8)))
+                assert [a.content for a in answers] == [b"receipt:%d" % n for n in range(8)]
+                assert server.connections == 2
+
+    asyncio.run(run())
+
+
+def test_a_request_that_finds_no_free_connection_in_time_is_a_pool_timeout() -> None:
+    async def run() -> None:
+        held = asyncio.Event()
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            held.set()
+            await asyncio.sleep(30)
+
+        async with serving(hold) as server:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            async with partner_transport(limits) as transport:
+                url = f"http://127.0.0.1:{server.port}/v1/messages"
+                first = asyncio.create_task(post(transport, url, b"a"))
+                await held.wait()
+                request = httpx.Request(
+                    "POST",
+                    url,
+                    content=b"b",
+                    extensions={"timeout": httpx.Timeout(5.0, pool=0.01).as_dict()},
+                )
+                with pytest.raises(httpx.PoolTimeout):
+                    await transport.handle_async_request(request)
+                first.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await first
 
     asyncio.run(run())
