@@ -141,6 +141,7 @@ def build_node(
         sign_checkpoint=node.sign_checkpoint,
         checkpoint_interval=config.audit.checkpoint_interval_seconds,
         prefetch=[prefetch_existing, prefetch_outbox],
+        early_prefetch=[prefetch_existing],
         # Wait 1 ms for more requests before a small batch: larger batches, fewer commits.
         gather_seconds=0.001,
         on_commit=node.metrics.observe_commit,

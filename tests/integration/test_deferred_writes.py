@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from service.audit import store
 from service.audit.checkpoint import Checkpoint, sign_checkpoint
 from service.audit.entries import AuditEvent
 from service.clock import FixedClock
@@ -65,10 +66,10 @@ def committer(engines: Engines) -> Iterator[GroupCommitter]:
     c.stop()
 
 
-def message(tx: Tx, status: str = "queued") -> int:
+def message(tx: Tx, status: str = "queued", message_id: str | None = None) -> int:
     env = Envelope(
         v=1,
-        id=str(uuid.uuid4()),
+        id=message_id or str(uuid.uuid4()),
         iss="KZ:MIA",
         aud="KG:MVD",
         iat=1_795_000_000,
@@ -176,3 +177,80 @@ def test_a_deferred_write_that_fails_fails_its_batch_as_unavailable_and_keeps_no
     assert rows(engines) == before
     # The writer goes on.
     assert committer.run_sync(Step(message)) > taken
+
+
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@POSTGRES_ONLY
+def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
+    engines: Engines, database_url: str
+) -> None:
+    """On PostgreSQL the duplicate lookup runs before the head row is locked. When
+    another process stores the same message in between, the batch's insert fails on
+    the unique constraint and the batch runs again with the lookup under the lock."""
+    racing_id = str(uuid.uuid4())
+    other = create_engines(database_url)
+    lookups: list[bool] = []
+
+    def lookup(tx: Tx, units: list[Any]) -> None:
+        found = tx.conn.execute(
+            select(messages.c.pk).where(
+                messages.c.sender == "KZ:MIA", messages.c.message_id == racing_id
+            )
+        ).first()
+        lookups.append(found is not None)
+        if found is not None:
+            tx.claimed["stored"] = True
+        elif len(lookups) == 1:
+            with other.writer.begin() as conn:  # the other process, after this lookup
+                conn.execute(
+                    insert(messages).values(
+                        pk=1_000_000,
+                        direction="out",
+                        sender="KZ:MIA",
+                        recipient="KG:MVD",
+                        message_id=racing_id,
+                        type="citizenship.verification-request",
+                        agreement="kz-kg-2019",
+                        purpose="identity-verification",
+                        iat=1_795_000_000,
+                        digest="0" * 64,
+                        jws=b"x.y.z",
+                        status="queued",
+                        rule_id="r1",
+                        created_at=1_795_000_000.0,
+                        audit_index=999_999,
+                    )
+                )
+
+    def store_unless_stored(tx: Tx) -> str:
+        if tx.claimed.get("stored"):
+            return "found"
+        message(tx, message_id=racing_id)
+        return "stored"
+
+    key = Ed25519PrivateKey.generate()
+    committer = GroupCommitter(
+        engines,
+        node="KZ:MIA",
+        clock=FixedClock(1_795_000_000.0),
+        sign_checkpoint=lambda size, root: sign_checkpoint(Checkpoint(NAME, size, root), NAME, key),
+        checkpoint_interval=0,
+        prefetch=[lookup],
+        early_prefetch=[lookup],
+    )
+    committer.start()
+    try:
+        assert committer.run_sync(Step(store_unless_stored)) == "found"
+    finally:
+        committer.stop()
+        other.dispose()
+    # Early (absent), then under the lock in the second run (present).
+    assert lookups == [False, True]
+    with engines.reader.connect() as conn:
+        stored = conn.execute(select(messages.c.pk).where(messages.c.message_id == racing_id))
+        assert [r.pk for r in stored] == [1_000_000]
+        assert store.read_head(conn).size == 1  # the second run's entry only
