@@ -51,8 +51,7 @@ def engines(database_url: str) -> Iterator[Engines]:
     engines.dispose()
 
 
-@pytest.fixture
-def committer(engines: Engines) -> Iterator[GroupCommitter]:
+def started_committer(engines: Engines, **options: Any) -> GroupCommitter:
     key = Ed25519PrivateKey.generate()
     c = GroupCommitter(
         engines,
@@ -60,8 +59,15 @@ def committer(engines: Engines) -> Iterator[GroupCommitter]:
         clock=FixedClock(1_795_000_000.0),
         sign_checkpoint=lambda size, root: sign_checkpoint(Checkpoint(NAME, size, root), NAME, key),
         checkpoint_interval=0,
+        **options,
     )
     c.start()
+    return c
+
+
+@pytest.fixture
+def committer(engines: Engines) -> Iterator[GroupCommitter]:
+    c = started_committer(engines)
     yield c
     c.stop()
 
@@ -232,17 +238,7 @@ def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
         message(tx, message_id=racing_id)
         return "stored"
 
-    key = Ed25519PrivateKey.generate()
-    committer = GroupCommitter(
-        engines,
-        node="KZ:MIA",
-        clock=FixedClock(1_795_000_000.0),
-        sign_checkpoint=lambda size, root: sign_checkpoint(Checkpoint(NAME, size, root), NAME, key),
-        checkpoint_interval=0,
-        prefetch=[lookup],
-        early_prefetch=[lookup],
-    )
-    committer.start()
+    committer = started_committer(engines, prefetch=[lookup], early_prefetch=[lookup])
     try:
         assert committer.run_sync(Step(store_unless_stored)) == "found"
     finally:
