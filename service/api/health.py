@@ -22,7 +22,8 @@ router = APIRouter(prefix="/v1", tags=["health"])
     summary="The process is up",
     responses={200: ex.json_example(ex.HEALTH_EXAMPLE), **problems(503)},
 )
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
+    # Answered on the event loop: a liveness probe should not need a worker thread.
     return {"status": "ok"}
 
 
