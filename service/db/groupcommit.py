@@ -38,6 +38,8 @@ from service.protocol.problems import Problem
 log = logging.getLogger("migex.writer")
 
 CheckpointSigner = Callable[[int, bytes], str]
+# Reads what a batch's units will look up, into the batch's `claimed` map.
+Prefetch = Callable[[Connection, dict[Any, Any], list[Any]], None]
 
 
 @dataclass
@@ -189,8 +191,8 @@ class GroupCommitter:
         checkpoint_interval: float,
         max_batch: int = 256,
         on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
-        prefetch: Sequence[Callable[[Tx, list[Any]], None]] = (),
-        early_prefetch: Sequence[Callable[[Tx, list[Any]], None]] = (),
+        prefetch: Sequence[Prefetch] = (),
+        early_prefetch: Sequence[Prefetch] = (),
         gather_seconds: float = 0.0,
     ) -> None:
         self._engines = engines
@@ -318,13 +320,9 @@ class GroupCommitter:
         units = [p.unit for p in batch]
         with self._engines.writer.begin() as conn:
             claimed: dict[Any, Any] = {}
-            if early and units:
-                probe = Tx(
-                    conn, store.Appender(self._node, 0, [], 0.0), 0.0, RateBuckets(conn, 0.0)
-                )
+            if early:
                 for prefetch in self._early_prefetch:
-                    prefetch(probe, units)
-                claimed = probe.claimed
+                    prefetch(conn, claimed, units)
             head = store.read_head(conn, for_update=True)
             if not batch and head.size == head.checkpoint_size:
                 return None
@@ -333,7 +331,7 @@ class GroupCommitter:
             appender = store.Appender(self._node, head.size, head.frontier, now)
             tx = Tx(conn, appender, now, RateBuckets(conn, now), claimed=claimed)
             for prefetch in self._prefetch if not early else self._late_prefetch:
-                prefetch(tx, units)
+                prefetch(conn, claimed, units)
             results = [self._run_unit(tx, unit) for unit in units]
             with self._pipelined(conn):
                 tx.flush_deferred()

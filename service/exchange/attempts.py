@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -71,17 +71,17 @@ def outbox_key(pk: int) -> tuple[str, int]:
     return ("outbox", pk)
 
 
-def prefetch_outbox(tx: Tx, units: list[Any]) -> None:
+def prefetch_outbox(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
     """Read the outbox rows of this batch's AttemptUnits in one query."""
     pks = sorted({u.job_pk for u in units if isinstance(u, AttemptUnit)})
     for start in range(0, len(pks), 500):
-        for row in tx.conn.execute(
+        for row in conn.execute(
             select(outbox.c.message_pk, outbox.c.state, outbox.c.lease_owner).where(
                 outbox.c.message_pk.in_(pks[start : start + 500])
             )
         ):
-            tx.claimed[outbox_key(int(row.message_pk))] = (row.state, row.lease_owner)
-    tx.claimed["outbox-prefetched"] = True
+            claimed[outbox_key(int(row.message_pk))] = (row.state, row.lease_owner)
+    claimed["outbox-prefetched"] = True
 
 
 @dataclass
@@ -108,7 +108,7 @@ class AttemptUnit:
         r = self.result
         key = outbox_key(self.job_pk)
         if key not in tx.claimed and "outbox-prefetched" not in tx.claimed:
-            prefetch_outbox(tx, [self])
+            prefetch_outbox(tx.conn, tx.claimed, [self])
         if key not in tx.claimed:
             raise Problem("not-found", f"no outbox row for message {self.message_id}")
         state, lease_owner = tx.claimed[key]

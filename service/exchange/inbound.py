@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -189,7 +189,7 @@ class ReceiptSigner:
         return jws.sign_compact(self.key, jsonstrict.dumps(receipt.to_dict()))
 
 
-def prefetch_existing(tx: Tx, units: list[Any]) -> None:
+def prefetch_existing(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
     """Look up which messages of this batch's AcceptUnits are already stored, one query
     per sender (so the (sender, message_id) index is used); each unit then finds its
     answer in `tx.claimed` (absent = new)."""
@@ -199,18 +199,18 @@ def prefetch_existing(tx: Tx, units: list[Any]) -> None:
             by_sender.setdefault(unit.checked.env.iss, set()).add(unit.checked.env.id)
     m = messages.c
     for sender, ids in by_sender.items():
-        rows = tx.conn.execute(
+        rows = conn.execute(
             select(m.message_id, m.digest, m.receipt, m.audit_index).where(
                 m.sender == sender, m.message_id.in_(sorted(ids))
             )
         )
         for row in rows:
-            tx.claimed[("message", sender, row.message_id)] = (
+            claimed[("message", sender, row.message_id)] = (
                 row.digest,
                 bytes(row.receipt),
                 int(row.audit_index),
             )
-    tx.claimed["prefetched"] = True
+    claimed["prefetched"] = True
 
 
 @dataclass
@@ -231,7 +231,7 @@ class AcceptUnit:
         key = ("message", env.iss, env.id)
         existing = tx.claimed.get(key)
         if existing is None and "prefetched" not in tx.claimed:
-            prefetch_existing(tx, [self])
+            prefetch_existing(tx.conn, tx.claimed, [self])
             existing = tx.claimed.get(key)
         if c.stale_problem is not None and (existing is None or existing[0] != c.digest):
             raise c.stale_problem

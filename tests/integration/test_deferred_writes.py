@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from service.audit import store
 from service.audit.checkpoint import Checkpoint, sign_checkpoint
@@ -201,18 +201,18 @@ def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
     other = create_engines(database_url)
     lookups: list[bool] = []
 
-    def lookup(tx: Tx, units: list[Any]) -> None:
-        found = tx.conn.execute(
+    def lookup(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
+        found = conn.execute(
             select(messages.c.pk).where(
                 messages.c.sender == "KZ:MIA", messages.c.message_id == racing_id
             )
         ).first()
         lookups.append(found is not None)
         if found is not None:
-            tx.claimed["stored"] = True
+            claimed["stored"] = True
         elif len(lookups) == 1:
-            with other.writer.begin() as conn:  # the other process, after this lookup
-                conn.execute(
+            with other.writer.begin() as theirs:  # the other process, after this lookup
+                theirs.execute(
                     insert(messages).values(
                         pk=1_000_000,
                         direction="out",
