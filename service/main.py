@@ -19,7 +19,7 @@ from service.clock import system_clock
 from service.config import NodeConfig, load_config
 from service.exchange import retention
 from service.exchange.delivery import DeliveryWorker
-from service.exchange.netbackend import partner_transport
+from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
 
@@ -57,7 +57,7 @@ def create_app(
             max_connections=settings.concurrency * 2,
             max_keepalive_connections=settings.concurrency * 2,
         )
-        async with transport or partner_transport(limits) as http:
+        async with transport or PartnerTransport(limits) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,

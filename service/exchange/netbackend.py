@@ -38,8 +38,8 @@ class _Protocol(asyncio.Protocol):
         self.error: BaseException | None = None
         self.reading_paused = False
         self.writing_paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
+        # At most one waiter each for "readable" (data, EOF or loss) and "drained".
+        self._waiters: dict[str, asyncio.Future[None]] = {}
 
     # -- asyncio callbacks -----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -50,50 +50,40 @@ class _Protocol(asyncio.Protocol):
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        self._wake()
+        self._notify("readable")
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake()
+        self._notify("readable")
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.error = exc
-        self._wake()
-        self._release_writer()
+        self._notify("readable")
+        self._notify("drained")
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._release_writer()
+        self._notify("drained")
 
     # -- used by the stream ----------------------------------------------------
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    def _notify(self, what: str) -> None:
+        waiter = self._waiters.get(what)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    def _release_writer(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    async def wait_readable(self, timeout: float | None) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+    async def wait(self, what: str, timeout: float | None) -> None:
+        """Until `_notify(what)`; TimeoutError after `timeout` seconds."""
+        waiter = self._waiters[what] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
-                await self._waiter
+                await waiter
         finally:
-            self._waiter = None
-
-    async def wait_drained(self, timeout: float | None) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._drained
-        finally:
-            self._drained = None
+            del self._waiters[what]
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -115,7 +105,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self._send(b"", timeout)
         if not p.buffer and not p.eof:
             try:
-                await p.wait_readable(timeout)
+                await p.wait("readable", timeout)
             except TimeoutError:
                 raise httpcore.ReadTimeout("timed out reading from the partner") from None
         if p.buffer:
@@ -147,7 +137,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         transport.write(buffer)
         if self._p.writing_paused:
             try:
-                await self._p.wait_drained(timeout)
+                await self._p.wait("drained", timeout)
             except TimeoutError:
                 raise httpcore.WriteTimeout("timed out writing to the partner") from None
             if self._p.error is not None:
@@ -268,7 +258,8 @@ class PartnerTransport(httpx.AsyncBaseTransport):
     backend, with a pool of its own: per partner origin, a stack of kept-alive idle
     connections, the most recently used first. Taking and returning a connection is
     constant work, where httpcore's pool scans every connection on every request (a
-    cost that grows with the delivery concurrency)."""
+    cost that grows with the delivery concurrency). TLS is verified as httpx verifies it
+    by default: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set."""
 
     def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None):
         self._ssl = ssl_context or httpx.create_ssl_context()
@@ -389,11 +380,3 @@ class _ResponseStream(httpx.AsyncByteStream):
                 await self._response.aclose()
         finally:
             await self._transport._release(self._origin, self._connection)
-
-
-def partner_transport(
-    limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None
-) -> PartnerTransport:
-    """The delivery worker's transport; TLS is verified as httpx verifies it by default
-    (certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set)."""
-    return PartnerTransport(limits, ssl_context=ssl_context)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service.exchange.netbackend import AsyncioBackend, AsyncioStream, _Protocol, partner_transport
+from service.exchange.netbackend import AsyncioBackend, AsyncioStream, PartnerTransport, _Protocol
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
@@ -91,13 +91,13 @@ async def post(transport: httpx.AsyncBaseTransport, url: str, body: bytes) -> ht
 
 
 def test_the_transport_runs_on_the_asyncio_backend() -> None:
-    transport = partner_transport(LIMITS)
+    transport = PartnerTransport(LIMITS)
     assert isinstance(transport._backend, AsyncioBackend)
 
 
 def test_requests_are_answered_on_one_kept_alive_connection() -> None:
     async def run() -> None:
-        async with serving(echo) as server, partner_transport(LIMITS) as transport:
+        async with serving(echo) as server, PartnerTransport(LIMITS) as transport:
             url = f"http://127.0.0.1:{server.port}/v1/messages"
             for n in range(3):
                 response = await post(transport, url, b"jws-%d" % n)
@@ -121,7 +121,7 @@ def test_a_connection_the_partner_closed_is_not_reused() -> None:
             await writer.wait_closed()
             closed.set()
 
-        async with serving(once) as server, partner_transport(LIMITS) as transport:
+        async with serving(once) as server, PartnerTransport(LIMITS) as transport:
             url = f"http://127.0.0.1:{server.port}/v1/messages"
             assert (await post(transport, url, b"a")).content == b"receipt:a"
             await closed.wait()
@@ -142,7 +142,7 @@ def test_a_large_answer_is_read_whole() -> None:
         await writer.drain()
 
     async def run() -> None:
-        async with serving(large) as server, partner_transport(LIMITS) as transport:
+        async with serving(large) as server, PartnerTransport(LIMITS) as transport:
             response = await post(transport, f"http://127.0.0.1:{server.port}/", b"x" * 300_000)
             assert response.status_code == 422
             assert response.content == big
@@ -156,7 +156,7 @@ def test_a_partner_that_never_answers_times_out() -> None:
         await asyncio.sleep(30)
 
     async def run() -> None:
-        async with serving(silent) as server, partner_transport(LIMITS) as transport:
+        async with serving(silent) as server, PartnerTransport(LIMITS) as transport:
             request = httpx.Request(
                 "POST",
                 f"http://127.0.0.1:{server.port}/v1/messages",
@@ -173,7 +173,7 @@ def test_a_partner_that_is_down_is_a_connect_error() -> None:
     async def run() -> None:
         async with serving(echo) as server:
             port = server.port
-        async with partner_transport(LIMITS) as transport:
+        async with PartnerTransport(LIMITS) as transport:
             with pytest.raises(httpx.ConnectError):
                 await post(transport, f"http://127.0.0.1:{port}/v1/messages", b"jws")
 
@@ -187,7 +187,7 @@ def test_a_partner_that_closes_mid_answer_is_a_transport_error() -> None:
         await writer.drain()
 
     async def run() -> None:
-        async with serving(cut) as server, partner_transport(LIMITS) as transport:
+        async with serving(cut) as server, PartnerTransport(LIMITS) as transport:
             with pytest.raises(httpx.TransportError):
                 await post(transport, f"http://127.0.0.1:{server.port}/", b"jws")
 
@@ -236,13 +236,13 @@ def test_tls_to_a_trusted_partner_works_and_an_untrusted_one_is_refused(tmp_path
     async def run() -> None:
         async with serving(echo, tls=server_tls) as server:
             url = f"https://127.0.0.1:{server.port}/v1/messages"
-            async with partner_transport(LIMITS, ssl_context=client_tls) as transport:
+            async with PartnerTransport(LIMITS, ssl_context=client_tls) as transport:
                 for n in range(2):
                     response = await post(transport, url, b"jws-%d" % n)
                     assert response.content == b"receipt:jws-%d" % n
                 assert server.connections == 1
             # The default context trusts the usual CAs only, not this certificate.
-            async with partner_transport(LIMITS) as transport:
+            async with PartnerTransport(LIMITS) as transport:
                 with pytest.raises(httpx.ConnectError):
                     await post(transport, url, b"jws")
 
@@ -285,7 +285,7 @@ def test_requests_past_the_limit_wait_for_a_connection_and_reuse_it() -> None:
     async def run() -> None:
         async with serving(echo) as server:
             limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-            async with partner_transport(limits) as transport:
+            async with PartnerTransport(limits) as transport:
                 url = f"http://127.0.0.1:{server.port}/v1/messages"
                 answers = await asyncio.gather(*(post(transport, url, b"%d" % n) for n in range(8)))
                 assert [a.content for a in answers] == [b"receipt:%d" % n for n in range(8)]
@@ -305,7 +305,7 @@ def test_a_request_that_finds_no_free_connection_in_time_is_a_pool_timeout() -> 
 
         async with serving(hold) as server:
             limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            async with partner_transport(limits) as transport:
+            async with PartnerTransport(limits) as transport:
                 url = f"http://127.0.0.1:{server.port}/v1/messages"
                 first = asyncio.create_task(post(transport, url, b"a"))
                 await held.wait()
