@@ -127,7 +127,7 @@ class BodyLimit:
             return
         limit: int = node.config.limits.max_message_bytes
         timeout: float = node.config.limits.request_timeout_seconds
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > limit:
             problem = Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
             await problem_response(problem)(scope, receive, send)
@@ -135,7 +135,8 @@ class BodyLimit:
         await self.app(scope, _limited(receive, limit, timeout), send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
+    """The request's declared body length; None when absent or not a number."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit():
             return int(value)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import examples as ex
 from service.api.deps import ClientDep, NodeDep, OperatorDep
+from service.api.errors import content_length
 from service.api.messages import INLINE_LIMIT
 from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
@@ -187,7 +188,8 @@ async def submit(
     try:
         # A small record is checked and signed at once; a large one (statistics) in a
         # thread, so that it does not hold up other requests.
-        if int(request.headers.get("content-length") or INLINE_LIMIT + 1) > INLINE_LIMIT:
+        declared = content_length(request.scope)
+        if declared is None or declared > INLINE_LIMIT:
             prepared = await run_in_threadpool(work)
         else:
             prepared = work()
