@@ -25,7 +25,11 @@ log = logging.getLogger("migex.api")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
-def problem_response(problem: Problem) -> JSONResponse:
+def problem_response(problem: Problem, scope: Scope | None = None) -> JSONResponse:
+    """The problem document of a refusal. With the request's `scope`, the code is also
+    left on the request state, where the request log finds it without reading the body."""
+    if scope is not None:
+        scope.setdefault("state", {})["problem_code"] = problem.code
     return JSONResponse(
         problem.document(),
         status_code=problem.status,
@@ -34,9 +38,9 @@ def problem_response(problem: Problem) -> JSONResponse:
     )
 
 
-async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)  # noqa: S101 - registered for Problem only
-    return problem_response(exc)
+    return problem_response(exc, request.scope)
 
 
 # Codes for the framework's own refusals. Services raise Problem, never HTTPException.
@@ -49,7 +53,7 @@ _HTTP_CODES = {
 }
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     detail = str(exc.detail) if exc.detail else "request refused"
     if exc.status_code == 400:
@@ -60,19 +64,23 @@ async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
                 "invalid-parameters",
                 "the request body could not be parsed",
                 extra={"errors": [{"path": "/body", "message": detail}]},
-            )
+            ),
+            request.scope,
         )
-    return problem_response(Problem(_HTTP_CODES.get(exc.status_code, "bad-request"), detail))
+    return problem_response(
+        Problem(_HTTP_CODES.get(exc.status_code, "bad-request"), detail), request.scope
+    )
 
 
-async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
     errors = [
         {"path": "/" + "/".join(str(p) for p in err.get("loc", ())), "message": str(err.get("msg"))}
         for err in exc.errors()
     ]
     return problem_response(
-        Problem("invalid-parameters", "request parameters are invalid", extra={"errors": errors})
+        Problem("invalid-parameters", "request parameters are invalid", extra={"errors": errors}),
+        request.scope,
     )
 
 
@@ -87,7 +95,8 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
             "unavailable",
             "the database is unavailable; retry shortly",
             headers={"Retry-After": "1"},
-        )
+        ),
+        request.scope,
     )
 
 
@@ -96,9 +105,11 @@ def _is_outage(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
-async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-    return problem_response(Problem("internal", "an internal error occurred; nothing was stored"))
+    return problem_response(
+        Problem("internal", "an internal error occurred; nothing was stored"), request.scope
+    )
 
 
 class _BodyRefused(StarletteHTTPException):
@@ -130,7 +141,7 @@ class BodyLimit:
         declared = content_length(scope)
         if declared is not None and declared > limit:
             problem = Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
-            await problem_response(problem)(scope, receive, send)
+            await problem_response(problem, scope)(scope, receive, send)
             return
         await self.app(scope, _limited(receive, limit, timeout), send)
 

@@ -197,6 +197,7 @@ async def submit(
         await node.committer.run(AuditOnly([refusal_event(req, node.party, problem)]))
         raise
     queued = await node.committer.run(QueueUnit(req, prepared))
+    request.state.message_id = queued.message_id
     if node.delivery is not None:
         node.delivery.wake()
     url = f"/v1/outbox/{queued.message_id}"
