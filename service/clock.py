@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
-
-
-class Clock(Protocol):
-    """Returns the current time as Unix seconds (float)."""
-
-    def __call__(self) -> float: ...
 
 
 def system_clock() -> float:
@@ -38,6 +30,3 @@ def rfc3339(ts: float) -> str:
     """Unix seconds as RFC 3339 UTC with milliseconds: 2026-11-24T15:35:33.123Z."""
     dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-ClockFn = Callable[[], float]

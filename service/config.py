@@ -7,7 +7,7 @@ problem found is reported, each with the line to edit:
 
     kz.yaml:57: partners[0].rules[1].agreements[0]: unknown agreement 'kz-uz-2091'
 
-Environment: MIGEX_CONFIG names the file (`Settings`); MIGEX_DATABASE_URL replaces
+Environment: MIGEX_CONFIG names the file (read by the CLI and `main.app`); MIGEX_DATABASE_URL replaces
 `database_url`; MIGEX_PUBLIC_KEYS_DIR replaces the directory of every partner
 `jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file and
 of the identifier salt file.
@@ -25,7 +25,6 @@ from string import Template
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.partners.agreements import country_of
 from service.partners.configtypes import (
@@ -76,7 +75,6 @@ __all__ = [
     "RateLimitConfig",
     "RetentionConfig",
     "RuleConfig",
-    "Settings",
     "SigningKeyConfig",
     "TokenConfig",
     "load_config",
@@ -264,17 +262,6 @@ class ConfigError(Exception):
     def __init__(self, problems: Iterable[ConfigProblem]) -> None:
         self.problems = tuple(sorted(problems, key=lambda p: p.line or 0))
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-class Settings(BaseSettings):
-    """Process settings from the environment: where the configuration file is."""
-
-    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    config_path: Path = Field(validation_alias="MIGEX_CONFIG")
-
-    def load(self, *, check_key_files: bool = True) -> NodeConfig:
-        return load_config(self.config_path, check_key_files=check_key_files)
 
 
 def load_config(

@@ -31,7 +31,6 @@ from service.logs import REQUEST_ID
 
 log = logging.getLogger("migex.request")
 
-HEADER: Final = "X-Request-Id"
 _HEADER_KEY: Final = b"x-request-id"
 _SANE_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 # Probes and scrapes are logged at DEBUG, so that they do not drown the exchange.

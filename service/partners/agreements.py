@@ -50,11 +50,6 @@ class Agreement:
     def binds(self, country: str) -> bool:
         return country in self.parties
 
-    def in_force_on(self, day: date) -> bool:
-        if self.in_force is None or day < self.in_force:
-            return False
-        return self.ends is None or day < self.ends
-
     def covers_pair(self, msg_type: str, purpose: str) -> bool:
         return (msg_type, purpose) in self.covers
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, Settings, load_config, render_sample_config
+from service.config import ConfigError, load_config, render_sample_config
 from service.partners.agreements import check_agreement
 from service.partners.registry import PartnerRegistry
 from service.partners.tokens import TokenStore
@@ -106,16 +106,6 @@ def test_dates_may_be_quoted(cdir: ConfigDir) -> None:
     text = replace_once(cdir.base_text(), "signed: 2019-04-15", 'signed: "2019-04-15"')
     cfg = load_config(cdir.write(text), env={})
     assert cfg.agreements[0].signed == date(2019, 4, 15)
-
-
-def test_settings_read_the_config_path_from_migex_config(
-    monkeypatch: pytest.MonkeyPatch, cdir: ConfigDir
-) -> None:
-    path = cdir.write(cdir.base_text())
-    monkeypatch.setenv("MIGEX_CONFIG", str(path))
-    settings = Settings()
-    assert settings.config_path == path
-    assert settings.load().party == "KZ:MIA"
 
 
 # -- every problem, with its line --------------------------------------------------
