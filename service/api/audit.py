@@ -1,4 +1,4 @@
-"""The auditors' API (PROTOCOL.md section 7). Every call is itself appended to the log."""
+"""The auditors' API (docs/protocol.md section 8). Every call is itself appended to the log."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def _is_jose(content_type: str | None) -> bool:
     "/v1/messages",
     summary="Receive a signed message",
     description=(
-        "A JWS in compact serialization (PROTOCOL.md section 3) with "
+        "A JWS in compact serialization (docs/protocol.md section 2) with "
         "`Content-Type: application/jose`. Answers 201 with a signed receipt, 200 with the "
         "original receipt for a re-delivery of the same bytes, or a problem document."
     ),

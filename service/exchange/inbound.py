@@ -1,4 +1,4 @@
-"""The inbound pipeline of PROTOCOL.md section 4.
+"""The inbound pipeline of docs/protocol.md section 6.
 
 `check_inbound` runs the pure checks in the protocol's order (JWS syntax, header,
 key, signature, envelope, key ownership, audience, skew, agreement, access rule) and

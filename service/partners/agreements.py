@@ -1,4 +1,4 @@
-"""Agreements: the legal basis of every message (PROTOCOL.md section 2).
+"""Agreements: the legal basis of every message (docs/protocol.md section 2, "Agreements").
 
 A message names its agreement; the receiver refuses it unless the agreement binds
 the countries of both parties, was in force on the message's `iat` date and covers
@@ -14,7 +14,7 @@ from datetime import date
 
 from service.protocol.problems import Problem
 
-# The message types an agreement or an access rule can name (PROTOCOL.md section 5).
+# The message types an agreement or an access rule can name (docs/protocol.md section 2, "Message types").
 # Receipts answer a message and travel under its agreement; no rule names them.
 EXCHANGE_TYPES: tuple[str, ...] = (
     "statistics.migration-flows",

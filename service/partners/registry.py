@@ -1,7 +1,7 @@
 """The partner registry: pinned keys, rate limits and access rules of every partner.
 
 Built once from the validated configuration. `key_for` is the key step of the
-inbound checks (PROTOCOL.md section 4): the `kid` must be pinned and not revoked,
+inbound checks (docs/protocol.md section 6): the `kid` must be pinned and not revoked,
 and the `alg` on that key's allow-list. The caller then checks that the partner
 owning the key is the message's `iss`.
 """

@@ -1,4 +1,4 @@
-"""Access rules (PROTOCOL.md section 6): default deny, every decision names its rule.
+"""Access rules (docs/protocol.md section 2, "Access rules"): default deny, every decision names its rule.
 
 A rule allows one direction of traffic with one partner: a set of message types,
 under a set of agreements, for a set of purposes. Outbound rules also list the

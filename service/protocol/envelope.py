@@ -1,4 +1,4 @@
-"""The message envelope: the JSON object every JWS payload holds (PROTOCOL.md section 3).
+"""The message envelope: the JSON object every JWS payload holds (docs/protocol.md section 2).
 
 `parse_payload` refuses a payload that is not strict JSON or not an object as
 `malformed`, and an object whose members are missing, extra or of the wrong type

@@ -1,4 +1,4 @@
-"""Problem codes (PROTOCOL.md section 4) and the one domain error the node raises.
+"""Problem codes (docs/protocol.md section 6) and the one domain error the node raises.
 
 Every refusal is a `Problem`; the API layer renders it as an RFC 9457 problem
 document with `type` `urn:migex:problem:<code>`. Services never raise HTTPException.

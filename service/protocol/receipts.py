@@ -1,4 +1,4 @@
-"""Receipts (PROTOCOL.md section 4): the signed answer to an accepted message.
+"""Receipts (docs/protocol.md section 4): the signed answer to an accepted message.
 
 A receipt binds the receiver to the exact bytes it accepted, through the
 SHA-256 digest of the JWS compact serialization, and to the audit log index at

@@ -2,7 +2,8 @@
 
 Pure functions over strings. An "error" makes a record invalid; a "caution" is a
 finding the receiver should see but that must not refuse the record, because the
-rule behind it is not confirmed by a public source (RECORDS.md marks it unverified).
+rule behind it is not confirmed by a public source (docs/records.md, "Identifiers",
+lenient on purpose).
 """
 
 from __future__ import annotations

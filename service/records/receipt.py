@@ -1,4 +1,4 @@
-"""Body of `receipt`: the receiver's signed acknowledgement (PROTOCOL.md section 4)."""
+"""Body of `receipt`: the receiver's signed acknowledgement (docs/protocol.md section 4)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
     python -m service.records.schemas --check schemas  # list files that drifted
 
 `schemas/<type>.schema.json` holds each body's schema, `schemas/envelope.schema.json`
-the signed payload's (PROTOCOL.md section 3), `schemas/examples/<type>.json` one
+the signed payload's (docs/protocol.md section 2), `schemas/examples/<type>.json` one
 valid body per type.
 """
 
@@ -33,7 +33,7 @@ SCHEMA_SUFFIX: Final = ".schema.json"
 
 
 def envelope_schema() -> dict[str, Any]:
-    """The schema of a message's JWS payload (PROTOCOL.md section 3)."""
+    """The schema of a message's JWS payload (docs/protocol.md section 2)."""
     uuid = {"type": "string", "pattern": UUID_RE}
     party = {"type": "string", "pattern": PARTY_RE}
     return {

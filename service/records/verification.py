@@ -29,7 +29,7 @@ VerificationReason = Literal[
     "other",
 ]
 
-# RECORDS.md's results, plus PROTOCOL.md's `unknown` so that nodes built from the
+# docs/records.md's results, plus docs/protocol.md's `unknown` so that nodes built from the
 # protocol text alone interoperate.
 VerificationResult = Literal[
     "confirmed", "not-confirmed", "not-found", "insufficient-data", "unknown"

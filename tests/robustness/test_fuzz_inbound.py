@@ -1,6 +1,6 @@
 """Fuzzing the inbound pipeline: hostile bytes are refused with a problem, never a crash.
 
-`check_inbound` runs every pure check of PROTOCOL.md section 4. Whatever the bytes,
+`check_inbound` runs every pure check of docs/protocol.md section 6. Whatever the bytes,
 it must either return a checked message or raise `Refused` carrying a known 4xx
 problem; and no change to a validly signed token may be accepted as that token.
 """

@@ -29,7 +29,7 @@ def _first_pass(first_eleven: str) -> int:
 
 
 def _reference_iin_check(first_eleven: str) -> int | None:
-    """An independent statement of the RECORDS.md algorithm."""
+    """An independent statement of the docs/records.md algorithm."""
     first = _first_pass(first_eleven)
     if first != 10:
         return first

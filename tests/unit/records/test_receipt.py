@@ -1,4 +1,4 @@
-"""receipt body (PROTOCOL.md section 4)."""
+"""receipt body (docs/protocol.md section 4)."""
 
 from __future__ import annotations
 
