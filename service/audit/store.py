@@ -8,7 +8,6 @@ O(log n) of them in one query.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 
 from service.audit import merkle
-from service.audit.entries import ENTRY_MEMBERS, AuditEvent, entry_dict
+from service.audit.entries import AuditEvent, entry_dict
 from service.clock import rfc3339
 from service.db.tables import audit_entries, audit_head, audit_nodes
-from service.protocol.canonical import canonicalize, is_simple
+from service.protocol.canonical import canonicalize_fast
 
 HEAD_ID = 1
 
@@ -96,24 +95,9 @@ def consistency_proof(conn: Connection, old: int, new: int) -> list[bytes]:
     return merkle.consistency_proof(old, new, fetch_nodes(conn, merkle.consistency_nodes(old, new)))
 
 
-_TEXT_MEMBERS = tuple(m for m in ENTRY_MEMBERS if m not in ("index", "detail"))
-
-
 def leaf_bytes(entry: dict[str, Any]) -> bytes:
-    """The entry's RFC 8785 form. Every member but `detail` is a string, null or the
-    index, for which sorted compact `json.dumps` is exactly JCS; `detail` is checked."""
-    if (
-        is_simple(entry["detail"])
-        and isinstance(entry["index"], int)
-        and all(isinstance(entry[m], str | None) for m in _TEXT_MEMBERS)
-        and all(
-            is_simple(entry[m])
-            for m in _TEXT_MEMBERS
-            if entry[m] is not None and not entry[m].isascii()
-        )
-    ):
-        return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return canonicalize(entry)
+    """The entry's RFC 8785 form (its leaf data)."""
+    return canonicalize_fast(entry)
 
 
 @dataclass

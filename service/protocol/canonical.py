@@ -1,17 +1,23 @@
 """RFC 8785 JSON Canonicalization Scheme (JCS).
 
 The audit log hashes each entry's canonical form, so any node, in any language,
-that holds the same entry computes the same leaf hash.
+that holds the same entry computes the same leaf hash. `canonicalize` is the
+reference (the `rfc8785` package); `canonicalize_fast` is the one fast path, used
+wherever many values are serialized (the log's appender, the offline verifier).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import rfc8785
 
-_MAX_EXACT = 2**53 - 1
+_MAX_EXACT: Final = 2**53 - 1
+_FIRST_SUPPLEMENTARY: Final = "\U00010000"
+_encode = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
 
 
 def canonicalize(obj: Any) -> bytes:
@@ -25,31 +31,42 @@ def canonicalize(obj: Any) -> bytes:
     return data
 
 
-def is_simple(obj: Any) -> bool:
-    """True when JCS and sorted, compact `json.dumps` agree byte for byte: only
-    ASCII-free-of-surrogates strings, ASCII keys, booleans, None, and exact integers."""
-    if obj is None or isinstance(obj, bool):
+def has_plain_numbers(obj: Any) -> bool:
+    """True when `obj` holds no float, only integers within +/- 2**53 - 1, and only
+    string member names (so the standard encoder writes its numbers as JCS does)."""
+    if obj is None or isinstance(obj, str | bool):
         return True
     if isinstance(obj, int):
         return -_MAX_EXACT <= obj <= _MAX_EXACT
-    if isinstance(obj, str):
-        return obj.isascii() or not any(0xD800 <= ord(c) <= 0xDFFF for c in obj)
     if isinstance(obj, dict):
-        return all(isinstance(k, str) and k.isascii() and is_simple(v) for k, v in obj.items())
+        return all(isinstance(k, str) and has_plain_numbers(v) for k, v in obj.items())
     if isinstance(obj, list | tuple):
-        return all(is_simple(v) for v in obj)
+        return all(has_plain_numbers(v) for v in obj)
     return False
 
 
-def canonicalize_fast(obj: Any) -> bytes:
+def canonicalize_fast(obj: Any, *, numbers_checked: bool = False) -> bytes:
     """`canonicalize`, taking the standard library's encoder where it gives the same bytes.
 
-    For strings, integers, booleans, null, and objects with ASCII member names, the
-    sorted compact encoding with `ensure_ascii=False` is exactly JCS (RFC 8785 escapes
-    only `"`, `\\` and control characters, with lowercase hex, as `json` does; ASCII
-    names sort the same by UTF-16 code units and by code points). Anything else (floats,
-    non-ASCII names) goes through the reference implementation.
+    The sorted, compact encoding with `ensure_ascii=False` is exactly JCS when the value
+    has plain numbers (`has_plain_numbers`) and its text has no character beyond U+FFFF:
+    RFC 8785 escapes only `"`, `\\` and control characters, with lowercase hex, as `json`
+    does, and without supplementary characters member names sort the same by UTF-16 code
+    units and by code points. A lone surrogate cannot be encoded as UTF-8 and is refused,
+    as the reference refuses it. A caller whose JSON decoder
+    already saw no float and no long integer passes `numbers_checked=True` to skip the walk.
+
+    Raises `ValueError` where `canonicalize` does.
     """
-    if is_simple(obj):
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if numbers_checked or has_plain_numbers(obj):
+        text = _encode(obj)
+        if text.isascii():
+            return text.encode("ascii")
+        if max(text) < _FIRST_SUPPLEMENTARY:
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    "a string holds a lone surrogate, which JCS cannot encode"
+                ) from exc
     return canonicalize(obj)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.protocol import jsonstrict
-from service.protocol.canonical import canonicalize
+from service.protocol.canonical import canonicalize, canonicalize_fast, has_plain_numbers
 
 # RFC 8785 appendix B: IEEE 754 bit patterns and their canonical text.
 RFC8785_NUMBERS = [
@@ -93,3 +93,61 @@ def test_canonicalize_sorts_nested_objects_and_keeps_array_order() -> None:
 def test_canonicalize_refuses_values_jcs_cannot_represent(value: Any) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case raises its own subclass
         canonicalize(value)
+
+
+# -- the one fast path against the reference ------------------------------------------
+
+EDGE_VALUES = [
+    {"n": 2**53 - 1, "m": -(2**53) + 1},
+    {"n": 2**53},
+    {"n": -(2**60)},
+    {"f": 1e21, "g": 0.1, "h": -0.0},
+    {"é": 1, "e": 2, "\u20ac": 3, "\ufb33": 4},
+    {"\U0001f600": 1, "\ufb33": 2},
+    {"k": "\U0001f600 grinning"},
+    {"k": "\ud800"},
+    {"\udc00": 1},
+    {"k": '\u0000\u001f\u007f\u2028"\\/'},
+    {"nested": [{"b": 1, "a": [True, False, None]}, "\u00f6"]},
+    {1: "int key"},
+    {"t": (1, 2)},
+    {"x": object()},
+]
+
+
+def _reference(value: Any) -> bytes | type[ValueError]:
+    try:
+        return canonicalize(value)
+    except ValueError:
+        return ValueError
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES, ids=range(len(EDGE_VALUES)))
+def test_the_fast_path_agrees_with_the_reference_on_edge_cases(value: Any) -> None:
+    expected = _reference(value)
+    if expected is ValueError:
+        with pytest.raises(ValueError):  # noqa: PT011 - the reference's own error
+            canonicalize_fast(value)
+    else:
+        assert canonicalize_fast(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [v for v in EDGE_VALUES if has_plain_numbers(v)],
+    ids=lambda v: repr(v)[:20],
+)
+def test_numbers_checked_changes_nothing_when_the_numbers_are_plain(value: Any) -> None:
+    expected = _reference(value)
+    if expected is ValueError:
+        with pytest.raises(ValueError):  # noqa: PT011 - the reference's own error
+            canonicalize_fast(value, numbers_checked=True)
+    else:
+        assert canonicalize_fast(value, numbers_checked=True) == expected
+
+
+def test_plain_numbers_exclude_floats_long_integers_and_other_keys() -> None:
+    assert has_plain_numbers({"a": [1, "x", None, True]})
+    assert not has_plain_numbers({"a": 0.5})
+    assert not has_plain_numbers({"a": 2**53})
+    assert not has_plain_numbers({1: 1})
