@@ -136,8 +136,8 @@ def keys_jwks(config: ConfigOpt) -> None:
 
     cfg = load_config(config)
     keys = load_keys(cfg)
-    published = cfg.node.published_kids or list(keys)
-    typer.echo(json.dumps(jwks(keys[kid].public() for kid in published), indent=2))
+    published = (keys[kid].public() for kid in cfg.effective_published_kids)
+    typer.echo(json.dumps(jwks(published), indent=2))
 
 
 # -- config ---------------------------------------------------------------------
@@ -215,10 +215,10 @@ def tokens_new(
     role: Annotated[str, typer.Option(help="auditor, operator or client.")],
 ) -> None:
     """Create a token: print it once, and the YAML line holding its hash."""
-    from service.partners.tokens import hash_token, new_token
+    from service.partners.tokens import ROLES, hash_token, new_token
 
-    if role not in ("auditor", "operator", "client"):
-        raise _fail("--role must be auditor, operator or client")
+    if role not in ROLES:
+        raise _fail(f"--role must be one of {', '.join(ROLES)}")
     token = new_token()
     typer.echo(f"token (give to {name}, shown once): {token}")
     typer.echo(f'tokens entry: {{name: "{name}", role: {role}, sha256: "{hash_token(token)}"}}')

@@ -236,10 +236,9 @@ class NodeConfig(_Section):
 
     @property
     def effective_published_kids(self) -> tuple[str, ...]:
-        """The kids published at /.well-known/jwks.json: `published_kids`, else all."""
-        if self.node.published_kids is not None:
-            return self.node.published_kids
-        return tuple(k.kid for k in self.node.signing_keys)
+        """The kids published at /.well-known/jwks.json: `published_kids`, else (absent
+        or empty) every signing key's."""
+        return self.node.published_kids or tuple(k.kid for k in self.node.signing_keys)
 
 
 @dataclass(frozen=True)

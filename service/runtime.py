@@ -103,7 +103,6 @@ def build_node(
     audit_signing = keys[config.node.audit_kid]
     if not isinstance(audit_signing.private, Ed25519PrivateKey):
         raise ValueError(f"audit key {config.node.audit_kid} must be an Ed25519 key")
-    published_kids = config.node.published_kids or list(keys)
     party = config.node.party
     engines = create_engines(config.database_url)
     if migrate_on_start:
@@ -116,7 +115,7 @@ def build_node(
         registry=registry,
         signing_key=signing_key,
         signing_keys=keys,
-        published=[keys[k].public() for k in published_kids],
+        published=[keys[k].public() for k in config.effective_published_kids],
         audit_key=audit_signing.private,
         audit_name=log_origin(party),
         engines=engines,

@@ -112,12 +112,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class _BodyRefused(StarletteHTTPException):
-    """Raised from `receive` inside an endpoint; FastAPI re-raises HTTPExceptions as they are."""
+class BodyRefused(StarletteHTTPException):
+    """Raised from `receive` while a body is read (413 or 408). An HTTPException, because
+    FastAPI re-raises those as they are while it parses a body (any other error it turns
+    into 400); a route that reads its own body turns it into its `problem`."""
+
+    def problem(self) -> Problem:
+        return Problem(_HTTP_CODES[self.status_code], str(self.detail))
 
 
-# Routes that read their body themselves with these limits (and audit the refusal).
-_SELF_LIMITED = frozenset({"/v1/messages"})
+# Routes that audit their own refusals: an oversized declared body is refused when the
+# route reads it, not before, so that the route can record the refusal.
+_SELF_AUDITED = frozenset({"/v1/messages"})
 
 
 class BodyLimit:
@@ -125,7 +131,8 @@ class BodyLimit:
 
     A declared `Content-Length` over the limit is refused before any byte is read;
     a chunked body is counted as it arrives and cut off at the limit. The limits are
-    the running node's, read at each request.
+    the running node's, read at each request. This is the one body limiter: the
+    routes read through it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -133,17 +140,17 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         node = getattr(scope["app"].state, "node", None) if "app" in scope else None
-        if scope["type"] != "http" or node is None or scope["path"] in _SELF_LIMITED:
+        if scope["type"] != "http" or node is None:
             await self.app(scope, receive, send)
             return
         limit: int = node.config.limits.max_message_bytes
         timeout: float = node.config.limits.request_timeout_seconds
         declared = content_length(scope)
-        if declared is not None and declared > limit:
-            problem = Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
+        if declared is not None and declared > limit and scope["path"] not in _SELF_AUDITED:
+            problem = _too_large(declared, limit).problem()
             await problem_response(problem, scope)(scope, receive, send)
             return
-        await self.app(scope, _limited(receive, limit, timeout), send)
+        await self.app(scope, _limited(receive, limit, timeout, declared), send)
 
 
 def content_length(scope: Scope) -> int | None:
@@ -154,7 +161,11 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
-def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
+def _too_large(declared: int, limit: int) -> BodyRefused:
+    return BodyRefused(413, f"the body is {declared} bytes; the limit is {limit}")
+
+
+def _limited(receive: Receive, limit: int, timeout: float, declared: int | None) -> Receive:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     state: dict[str, Any] = {"received": 0, "done": False}
@@ -162,15 +173,17 @@ def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
     async def limited() -> Message:
         if state["done"]:
             return await receive()  # e.g. waiting for a disconnect while streaming
+        if declared is not None and declared > limit:
+            raise _too_large(declared, limit)
         try:
             async with asyncio.timeout_at(deadline):
                 message = await receive()
         except TimeoutError:
-            raise _BodyRefused(408, f"the body was not received within {timeout:g} s") from None
+            raise BodyRefused(408, f"the body was not received within {timeout:g} s") from None
         if message["type"] == "http.request":
             state["received"] += len(message.get("body", b""))
             if state["received"] > limit:
-                raise _BodyRefused(413, f"the body is over the limit of {limit} bytes")
+                raise BodyRefused(413, f"the body is over the limit of {limit} bytes")
             state["done"] = not message.get("more_body", False)
         else:
             state["done"] = True

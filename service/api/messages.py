@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import NodeDep
+from service.api.errors import BodyRefused
 from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
 from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
@@ -19,33 +18,13 @@ JOSE = "application/jose"
 INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
 
 
-async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
-    """Read the body, refusing it as soon as it passes `limit` (never buffering more).
-
-    A sender that does not finish within `timeout` seconds is cut off with 408, so a
-    slow or half-sent request holds no resources for long.
-    """
+async def read_body(request: Request) -> bytes:
+    """The whole body, read through the node's one body limiter (`api.errors.BodyLimit`),
+    whose refusal becomes this route's problem so that it can be audited."""
     try:
-        async with asyncio.timeout(timeout):
-            return await _read(request, limit)
-    except TimeoutError:
-        raise Problem(
-            "request-timeout", f"the body was not received within {timeout:g} s"
-        ) from None
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem("too-large", f"the body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise Problem("too-large", f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return await request.body()
+    except BodyRefused as refused:
+        raise refused.problem() from None
 
 
 def _is_jose(content_type: str | None) -> bool:
@@ -90,9 +69,8 @@ def _is_jose(content_type: str | None) -> bool:
     },
 )
 async def receive_message(request: Request, node: NodeDep) -> Response:
-    limit = node.config.limits.max_message_bytes
     try:
-        raw = await read_limited(request, limit, node.config.limits.request_timeout_seconds)
+        raw = await read_body(request)
         if not _is_jose(request.headers.get("content-type")):
             raise Problem("unsupported-media-type", f"send the JWS as {JOSE}")
     except Problem as problem:

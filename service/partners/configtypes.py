@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from service.partners.agreements import EXCHANGE_TYPES
+from service.protocol.envelope import PARTY_RE
 
-PARTY_PATTERN = r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]{1,31}$"
-KID_PATTERN = r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]{1,31}#[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PARTY_PATTERN = PARTY_RE
+# A kid the configuration names: a party id, '#' and a label of 1 to 64 characters.
+KID_PATTERN = PARTY_RE.removesuffix("$") + r"#[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "party": (re.compile(PARTY_PATTERN), "a party id such as KZ:MIA"),
     "kid": (re.compile(KID_PATTERN), "a key id such as KZ:MIA#2026-01"),
