@@ -427,12 +427,12 @@ def _send_direct(draft: Any, key: Path, kid: str, url: str, alg: str | None) -> 
 
 
 def _send_via_node(config: Path, draft: Any, wait: float) -> None:
+    import asyncio
     import time
 
     from service.config import load_config
-    from service.db.groupcommit import AuditOnly
     from service.exchange import inbox
-    from service.exchange.outbound import OutboundRequest, QueueUnit, prepare, refusal_event
+    from service.exchange.outbound import OutboundRequest, queue_outbound
     from service.protocol.problems import Problem
     from service.runtime import build_node
     from service.sending import wait_for
@@ -443,17 +443,10 @@ def _send_via_node(config: Path, draft: Any, wait: float) -> None:
             draft.to, draft.type, draft.agreement, draft.purpose, draft.body, draft.reply_to
         )
         try:
-            prepared = prepare(
-                req,
-                node=node.party,
-                registry=node.registry,
-                key=node.signing_key,
-                now=time.time(),
-                max_observations=node.config.limits.max_observations,
+            queued = asyncio.run(
+                queue_outbound(node.outbound, node.committer, req, node.clock(), inline=True)
             )
-            queued = node.committer.run_sync(QueueUnit(req, prepared))
         except Problem as problem:
-            node.committer.run_sync(AuditOnly([refusal_event(req, node.party, problem)]))
             raise _fail(
                 json.dumps({"refused": problem.document()}, indent=2, ensure_ascii=False)
             ) from None

@@ -24,6 +24,7 @@ from service.db.tables import node_state
 from service.exchange.attempts import prefetch_outbox
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
 from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_existing
+from service.exchange.outbound import OutboundPolicy
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
 from service.partners.tokens import TokenStore
@@ -47,6 +48,7 @@ class Node:
     clock: Callable[[], float]
     tokens: TokenStore
     policy: InboundPolicy
+    outbound: OutboundPolicy
     signer: ReceiptSigner
     delivery: DeliveryWorker | None = None
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
@@ -126,6 +128,14 @@ def build_node(
             node_party=party,
             registry=registry,
             clock_skew=limits.clock_skew_seconds,
+            max_depth=limits.max_json_depth,
+            max_members=limits.max_json_members,
+            max_observations=limits.max_observations,
+        ),
+        outbound=OutboundPolicy(
+            node_party=party,
+            registry=registry,
+            key=signing_key,
             max_depth=limits.max_json_depth,
             max_members=limits.max_json_members,
             max_observations=limits.max_observations,

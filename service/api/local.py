@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,18 +14,10 @@ from service.api.deps import ClientDep, NodeDep, OperatorDep
 from service.api.errors import content_length
 from service.api.messages import INLINE_LIMIT
 from service.api.openapi import problems
-from service.db.groupcommit import AuditOnly
 from service.db.tables import messages, outbox
 from service.exchange import inbox
-from service.exchange.outbound import (
-    OutboundRequest,
-    QueueUnit,
-    RequeueUnit,
-    prepare,
-    refusal_event,
-)
+from service.exchange.outbound import OutboundRequest, RequeueUnit, queue_outbound
 from service.protocol.envelope import PARTY_RE
-from service.protocol.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["local"])
 
@@ -173,30 +164,11 @@ async def submit(
     req = OutboundRequest(
         item.to, item.type, item.agreement, item.purpose, item.body, item.reply_to
     )
-    now = node.clock()
-    work = functools.partial(
-        prepare,
-        req,
-        node=node.party,
-        registry=node.registry,
-        key=node.signing_key,
-        now=now,
-        max_observations=node.config.limits.max_observations,
-        max_depth=node.config.limits.max_json_depth,
-        max_members=node.config.limits.max_json_members,
-    )
-    try:
-        # A small record is checked and signed at once; a large one (statistics) in a
-        # thread, so that it does not hold up other requests.
-        declared = content_length(request.scope)
-        if declared is None or declared > INLINE_LIMIT:
-            prepared = await run_in_threadpool(work)
-        else:
-            prepared = work()
-    except Problem as problem:
-        await node.committer.run(AuditOnly([refusal_event(req, node.party, problem)]))
-        raise
-    queued = await node.committer.run(QueueUnit(req, prepared))
+    # A small record is checked and signed at once; a large one (statistics) in a
+    # thread, so that it does not hold up other requests.
+    declared = content_length(request.scope)
+    inline = declared is not None and declared <= INLINE_LIMIT
+    queued = await queue_outbound(node.outbound, node.committer, req, node.clock(), inline=inline)
     request.state.message_id = queued.message_id
     if node.delivery is not None:
         node.delivery.wake()

@@ -5,6 +5,8 @@ one commit)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import Tx
+from service.db.groupcommit import AuditOnly, GroupCommitter, Tx
 from service.db.tables import messages, outbox, signed_versions
 from service.exchange.attempts import outbox_key
 from service.exchange.rows import defer_message
@@ -95,18 +97,22 @@ def refusal_event(
     )
 
 
-def prepare(
-    req: OutboundRequest,
-    *,
-    node: str,
-    registry: PartnerRegistry,
-    key: SigningKey,
-    now: float,
-    max_observations: int,
-    max_depth: int = 32,
-    max_members: int = 2_000_000,
-) -> Prepared:
+@dataclass(frozen=True)
+class OutboundPolicy:
+    """What checks and signs the agency's own messages: built once from the node's
+    configuration (as `InboundPolicy` is), used by the API and the CLI alike."""
+
+    node_party: str
+    registry: PartnerRegistry
+    key: SigningKey
+    max_depth: int
+    max_members: int
+    max_observations: int
+
+
+def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepared:
     """Check our own rules, cut fields, validate, sign. Raises Problem to refuse."""
+    node, registry = policy.node_party, policy.registry
     partner = registry.partner(req.to)
     if partner is None:
         raise Problem("forbidden", f"{req.to} is not a configured partner of this node")
@@ -127,7 +133,7 @@ def prepare(
         purpose=req.purpose,
     )
     try:
-        check_bounds(req.body, max_depth=max_depth, max_members=max_members)
+        check_bounds(req.body, max_depth=policy.max_depth, max_members=policy.max_members)
     except ValueError as exc:
         raise Problem(
             "schema",
@@ -135,9 +141,9 @@ def prepare(
             extra={"errors": [{"path": "/body", "message": str(exc)}]},
         ) from None
     body, removed = filter_fields(req.body, decision.fields or ())
-    validate_body(req.type, body, max_observations=max_observations)
+    validate_body(req.type, body, max_observations=policy.max_observations)
     env = new_envelope(req, iss=node, body=body, now=now)
-    token = jws.sign_compact(key, envelope.encode_payload(env))
+    token = jws.sign_compact(policy.key, envelope.encode_payload(env))
     return Prepared(env, token, message_digest(token), decision.rule_id, removed)
 
 
@@ -288,3 +294,27 @@ class RequeueUnit:
 
     def refused(self, tx: Tx, problem: Problem) -> None:
         """A refused retry changes nothing; the operator sees the problem."""
+
+
+async def queue_outbound(
+    policy: OutboundPolicy,
+    committer: GroupCommitter,
+    req: OutboundRequest,
+    now: float,
+    *,
+    inline: bool,
+) -> Queued:
+    """Check, cut, validate and sign one of the agency's messages, then queue it.
+
+    A refusal is audited (`send.refused`) and raised as the Problem. `inline` checks and
+    signs on the calling event loop; otherwise in a thread, so that a large record
+    (statistics) does not hold up other requests.
+    """
+    work = functools.partial(prepare, req, policy, now)
+    try:
+        prepared = work() if inline else await asyncio.to_thread(work)
+    except Problem as problem:
+        await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
+        raise
+    queued: Queued = await committer.run(QueueUnit(req, prepared))
+    return queued

@@ -192,6 +192,43 @@ def test_send_refuses_a_draft_without_its_type(tmp_path: Path) -> None:
         read_draft(path, to="KZ:MIA", msg_type=None, agreement="a", purpose="p", reply_to=None)
 
 
+def test_send_through_a_node_holds_the_body_to_the_configured_limits(
+    federation: Federation, tmp_path: Path
+) -> None:
+    from tests.support.nodes import example_body
+
+    federation.overrides["limits"] = {"max_json_depth": 4}
+    config = federation.write_config()
+    draft = tmp_path / "draft.json"
+    body = example_body("statistics.migration-flows")
+    body["nested"] = {"a": {"b": {"c": {"d": {"e": {}}}}}}  # deeper than 4, not than 32
+    draft.write_text(json.dumps(body))
+    result = runner.invoke(
+        app,
+        [
+            "send",
+            "--config",
+            str(config),
+            "--file",
+            str(draft),
+            "--to",
+            "UZ:MIA",
+            "--type",
+            "statistics.migration-flows",
+            "--agreement",
+            "kz-uz-2019",
+            "--purpose",
+            "statistics",
+            "--wait",
+            "0",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    refused = json.loads(result.output[result.output.index("{") :])
+    assert refused["refused"]["code"] == "schema"
+    assert "deeper than 4 levels" in refused["refused"]["detail"]
+
+
 def _tamper(url: str, how: str) -> None:
     engines = create_engines(url)
     try:

@@ -52,14 +52,7 @@ class Sender:
             reply_to=kw.get("reply_to"),
         )
         node = self.node
-        prepared = prepare(
-            req,
-            node=node.party,
-            registry=node.registry,
-            key=node.signing_key,
-            now=self.clock(),
-            max_observations=node.config.limits.max_observations,
-        )
+        prepared = prepare(req, node.outbound, self.clock())
         queued = node.committer.run_sync(QueueUnit(req, prepared))
         return str(queued.message_id)
 
