@@ -22,7 +22,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.partners.tokens import hash_token
+from service.api.tokens import hash_token
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.keys import SigningKey, generate_private_key, write_private_key

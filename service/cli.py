@@ -215,7 +215,7 @@ def tokens_new(
     role: Annotated[str, typer.Option(help="auditor, operator or client.")],
 ) -> None:
     """Create a token: print it once, and the YAML line holding its hash."""
-    from service.partners.tokens import ROLES, hash_token, new_token
+    from service.api.tokens import ROLES, hash_token, new_token
 
     if role not in ROLES:
         raise _fail(f"--role must be one of {', '.join(ROLES)}")

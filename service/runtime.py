@@ -12,11 +12,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from service.api.tokens import TokenStore
 from service.audit import entries as ev
 from service.audit.checkpoint import Checkpoint, log_origin, sign_checkpoint
 from service.audit.entries import AuditEvent
 from service.audit.note import verifier_key
 from service.config import NodeConfig
+from service.config.build import registry_from_config
 from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.groupcommit import AuditOnly, GroupCommitter
@@ -27,7 +29,6 @@ from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_exis
 from service.exchange.outbound import OutboundPolicy
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
-from service.partners.tokens import TokenStore
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key
 
 log = logging.getLogger("migex.node")
@@ -109,7 +110,7 @@ def build_node(
     engines = create_engines(config.database_url)
     if migrate_on_start:
         migrate.upgrade(engines.writer)
-    registry = PartnerRegistry.from_config(config)
+    registry = registry_from_config(config)
     limits = config.limits
     node = Node(
         config=config,

@@ -12,12 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from service.api import examples as ex
 from service.api.deps import AuditorDep, NodeDep
 from service.api.openapi import problems
+from service.api.tokens import Principal
 from service.audit import entries as ev
 from service.audit import queries, store
 from service.audit.entries import AuditEvent
 from service.db.groupcommit import AuditOnly
 from service.db.tables import checkpoints
-from service.partners.tokens import Principal
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 from service.runtime import Node

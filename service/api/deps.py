@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.partners.tokens import Principal
+from service.api.tokens import Principal
 from service.protocol.problems import Problem
 from service.runtime import Node
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from service.config import load_config
+from service.config.build import registry_from_config
 from service.exchange.inbound import Checked, InboundPolicy, Refused, check_inbound
-from service.partners.registry import PartnerRegistry
 from service.protocol import envelope, jws
 from service.protocol.b64 import b64url_encode
 from service.protocol.problems import KINDS, Problem
@@ -36,7 +36,7 @@ _FEDERATION = module_federation()
 _CONFIG = load_config(_FEDERATION.write_config())
 POLICY = InboundPolicy(
     node_party="KZ:MIA",
-    registry=PartnerRegistry.from_config(_CONFIG),
+    registry=registry_from_config(_CONFIG),
     clock_skew=300,
     max_depth=32,
     max_members=10_000,

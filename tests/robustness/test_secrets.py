@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.api import tokens
+from service.api.tokens import hash_token
 from service.config import ConfigError, load_config
-from service.partners import tokens
-from service.partners.tokens import hash_token
 from tests.robustness.federations import federation_in
 from tests.robustness.keyforms import leaked
 from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, OPERATOR_TOKEN, Federation

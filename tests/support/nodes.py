@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from service.partners.tokens import hash_token
+from service.api.tokens import hash_token
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.keys import SigningKey, generate_private_key, write_private_key

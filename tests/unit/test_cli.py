@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
+from service.api.tokens import hash_token
 from service.cli import app
 from service.config import load_config
 from service.db.engine import create_engines
 from service.db.tables import messages, signed_versions
 from service.main import create_app
-from service.partners.tokens import hash_token
 from service.protocol.receipts import message_digest
 from tests.support.nodes import (
     AUDITOR_TOKEN,

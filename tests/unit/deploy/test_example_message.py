@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from service.config import load_config
+from service.config.build import registry_from_config
 from service.partners.agreements import check_agreement
-from service.partners.registry import PartnerRegistry
 from service.partners.rules import decide
 from service.records.registry import validate_body
 from service.sending import Draft, read_draft
@@ -51,7 +51,7 @@ def test_example_message_is_allowed_by_the_kz_configuration(
         env={"MIGEX_PUBLIC_KEYS_DIR": str(generated_keys.public_dir)},
         check_key_files=False,
     )
-    registry = PartnerRegistry.from_config(cfg)
+    registry = registry_from_config(cfg)
     check_agreement(
         registry.agreements,
         agreement_id=draft.agreement,

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from service.config import load_config
+from service.config.build import registry_from_config
 from service.partners.registry import PartnerRegistry
 from service.protocol.problems import Problem
-from tests.unit.partners.configfiles import ConfigDir, make_config_dir, replace_once
+from tests.unit.config.configfiles import ConfigDir, make_config_dir, replace_once
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def cdir(tmp_path: Path) -> ConfigDir:
 
 
 def registry(cdir: ConfigDir, text: str | None = None) -> PartnerRegistry:
-    return PartnerRegistry.from_config(load_config(cdir.write(text or cdir.base_text()), env={}))
+    return registry_from_config(load_config(cdir.write(text or cdir.base_text()), env={}))
 
 
 def problem(reg: PartnerRegistry, kid: str, alg: str) -> Problem:

@@ -14,7 +14,7 @@ from service.partners.fields import filter_fields
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import Decision, Direction, Rule, decide
 from service.protocol.problems import Problem
-from tests.unit.partners.configfiles import make_config_dir, replace_once
+from tests.unit.config.configfiles import make_config_dir, replace_once
 
 STATS = "statistics.migration-flows"
 RESPONSE = "citizenship.verification-response"

@@ -15,11 +15,11 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.partners.yamlsource import Loc
+from service.config.yamlsource import Loc
 from service.protocol.keys import SigningKey, load_signing_key
 
 if TYPE_CHECKING:
-    from service.config import NodeConfig, PartnerConfig, PartnerKeyConfig
+    from service.config.model import NodeConfig, PartnerConfig, PartnerKeyConfig
 
 Finding = tuple[Loc, str]
 

@@ -26,8 +26,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from service.partners.agreements import country_of
-from service.partners.configtypes import (
+from service.config.crosscheck import Finding, check_config
+from service.config.keyfiles import check_key_files as check_node_key_files
+from service.config.keyfiles import read_jwk_files
+from service.config.types import (
     Algs,
     Countries,
     Endpoint,
@@ -42,23 +44,21 @@ from service.partners.configtypes import (
     MessageTypes,
     Party,
     Purposes,
+    Role,
     Seconds,
     Sha256Hex,
     Text,
     TokenName,
 )
-from service.partners.crosscheck import Finding, check_config
-from service.partners.keyfiles import check_key_files as check_node_key_files
-from service.partners.keyfiles import read_jwk_files
-from service.partners.rules import Direction
-from service.partners.tokens import Role
-from service.partners.yamlsource import (
+from service.config.yamlsource import (
     Loc,
     YamlDocument,
     YamlSourceError,
     parse_yaml,
     render_loc,
 )
+from service.partners.agreements import country_of
+from service.partners.rules import Direction
 
 __all__ = [
     "AgreementConfig",

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from service.config.yamlsource import Loc, render_loc
 from service.partners.agreements import country_of
-from service.partners.yamlsource import Loc, render_loc
 from service.protocol.keys import algs_for, public_key_from_jwk
 
 if TYPE_CHECKING:
-    from service.config import AgreementConfig, NodeConfig, PartnerConfig, RuleConfig
+    from service.config.model import AgreementConfig, NodeConfig, PartnerConfig, RuleConfig
 
 Finding = tuple[Loc, str]
 _KIND_NAMES = {"ed25519": "Ed25519", "p256": "P-256"}

@@ -13,10 +13,10 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-Role = Literal["auditor", "operator", "client"]
-ROLES: tuple[Role, ...] = ("auditor", "operator", "client")
+from service.config.types import ROLES, Role
+
+__all__ = ["ROLES", "Principal", "Role", "TokenStore", "hash_token", "new_token"]
 DIGEST_SIZE = hashlib.sha256().digest_size
 
 

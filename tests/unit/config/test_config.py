@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from service.api.tokens import TokenStore
 from service.config import ConfigError, load_config, render_sample_config
+from service.config.build import registry_from_config
 from service.partners.agreements import check_agreement
 from service.partners.registry import PartnerRegistry
-from service.partners.tokens import TokenStore
 from service.protocol.keys import PublicKey, generate_private_key, write_private_key
 from service.protocol.problems import Problem
-from tests.unit.partners.configfiles import ConfigDir, line_of, make_config_dir, replace_once
+from tests.unit.config.configfiles import ConfigDir, line_of, make_config_dir, replace_once
 
-DOCKER_CONFIGS = Path(__file__).resolve().parents[2] / "docker" / "config"
+DOCKER_CONFIGS = Path(__file__).resolve().parents[3] / "docker" / "config"
 FEDERATION = {"kz": "KZ:MIA", "kg": "KG:SRS", "uz": "UZ:MIA", "tj": "TJ:MIA"}
 
 
@@ -712,7 +713,7 @@ def _docker_registries(tmp_path: Path) -> dict[str, PartnerRegistry]:
     _federation_public_keys(tmp_path)
     env = {"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)}
     return {
-        FEDERATION[s]: PartnerRegistry.from_config(
+        FEDERATION[s]: registry_from_config(
             load_config(DOCKER_CONFIGS / f"{s}.yaml", env=env, check_key_files=False)
         )
         for s in FEDERATION

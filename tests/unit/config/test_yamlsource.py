@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.partners.yamlsource import YamlSourceError, parse_yaml, render_loc
+from service.config.yamlsource import YamlSourceError, parse_yaml, render_loc
 
 TEXT = """\
 node:

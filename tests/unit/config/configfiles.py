@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.partners.tokens import hash_token
+from service.api.tokens import hash_token
 from service.protocol.keys import PublicKey, generate_private_key, write_private_key
 
 AUDITOR_TOKEN = "auditor-token-for-tests"

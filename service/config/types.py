@@ -18,6 +18,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from service.partners.agreements import EXCHANGE_TYPES
 from service.protocol.envelope import PARTY_RE
 
+# The roles a bearer token can hold (the local API's and the auditors').
+Role = Literal["auditor", "operator", "client"]
+ROLES: tuple[Role, ...] = ("auditor", "operator", "client")
+
 PARTY_PATTERN = PARTY_RE
 # A kid the configuration names: a party id, '#' and a label of 1 to 64 characters.
 KID_PATTERN = PARTY_RE.removesuffix("$") + r"#[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from service.partners import tokens
-from service.partners.tokens import Principal, TokenStore, hash_token, new_token
+from service.api import tokens
+from service.api.tokens import Principal, TokenStore, hash_token, new_token
 
 
 def store() -> TokenStore:
