@@ -471,8 +471,17 @@ def quickstart(
         Path, typer.Option("--dir", help="Where keys, configuration and database go.")
     ] = Path("var/quickstart"),
     port: Annotated[int, typer.Option(help="Listen port.")] = 8000,
+    partner_endpoint: Annotated[
+        str,
+        typer.Option(
+            help="Base URL of the demo partner's node (UZ:MIA), where messages are delivered."
+        ),
+    ] = "http://127.0.0.1:8001",
 ) -> None:
-    """Create development keys and a sample KZ:MIA configuration (once), then serve on SQLite."""
+    """Create development keys and a sample KZ:MIA configuration (once), then serve on SQLite.
+
+    The options shape the configuration when it is first written; later runs reuse it
+    (edit `node.yaml`, or remove it to write it again)."""
     from service.config import render_sample_config
     from service.protocol.keys import SigningKey, generate_private_key, write_private_key
 
@@ -498,6 +507,7 @@ def quickstart(
             signing_key_file=node_key.resolve(),
             database_url=f"sqlite:///{db}",
             partner_jwk_file=demo_jwk.resolve(),
+            partner_endpoint=partner_endpoint,
         )
         config.write_text(text.replace("port: 8000", f"port: {port}"))
     typer.echo(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from service.exchange.outbound import OutboundPolicy
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key
+from service.protocol.receipts import sha256_digest
 
 log = logging.getLogger("migex.node")
 
@@ -82,8 +82,9 @@ def delivery_settings(config: NodeConfig) -> DeliverySettings:
 
 
 def config_digest(config: NodeConfig) -> str:
+    """The digest of the validated configuration, in the node's one digest form."""
     data = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
-    return "sha-256:" + hashlib.sha256(data).hexdigest()
+    return sha256_digest(data)
 
 
 def load_keys(config: NodeConfig) -> dict[str, SigningKey]:

@@ -30,13 +30,14 @@ from service.config.crosscheck import Finding, check_config
 from service.config.keyfiles import check_key_files as check_node_key_files
 from service.config.keyfiles import read_jwk_files
 from service.config.types import (
+    AgreementId,
+    AgreementIds,
     Algs,
     Countries,
     Endpoint,
     FieldPaths,
     FilePath,
     Ident,
-    Idents,
     IsoDate,
     Kid,
     Kids,
@@ -161,7 +162,7 @@ class CoverConfig(_Section):
 
 
 class AgreementConfig(_Section):
-    id: Ident
+    id: AgreementId
     title: Text
     parties: Countries
     signed: IsoDate
@@ -192,7 +193,7 @@ class RuleConfig(_Section):
     id: Ident
     direction: Direction
     types: MessageTypes
-    agreements: Idents
+    agreements: AgreementIds
     purposes: Purposes
     fields: FieldPaths | None = None
 
@@ -288,8 +289,15 @@ def load_config(
     return cfg
 
 
+DEMO_PARTNER_ENDPOINT = "http://127.0.0.1:8001"
+
+
 def render_sample_config(
-    *, signing_key_file: Path, database_url: str, partner_jwk_file: Path
+    *,
+    signing_key_file: Path,
+    database_url: str,
+    partner_jwk_file: Path,
+    partner_endpoint: str = DEMO_PARTNER_ENDPOINT,
 ) -> str:
     """The single-node sample configuration (a KZ:MIA node and one partner), filled in."""
     text = resources.files("service").joinpath("sample", SAMPLE_TEMPLATE).read_text("utf-8")
@@ -297,6 +305,7 @@ def render_sample_config(
         signing_key_file=json.dumps(str(signing_key_file)),
         database_url=json.dumps(database_url),
         partner_jwk_file=json.dumps(str(partner_jwk_file)),
+        partner_endpoint=json.dumps(partner_endpoint),
     )
 
 

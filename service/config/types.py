@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from service.partners.agreements import EXCHANGE_TYPES
-from service.protocol.envelope import PARTY_RE
+from service.protocol.envelope import AGREEMENT_RE, PARTY_RE, PURPOSE_RE
 
 # The roles a bearer token can hold (the local API's and the auditors').
 Role = Literal["auditor", "operator", "client"]
@@ -33,10 +33,9 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$"),
         "an id of lowercase letters, digits, '.', '_' and '-'",
     ),
-    "purpose": (
-        re.compile(r"^[a-z][a-z0-9-]{0,63}$"),
-        "a purpose code such as identity-verification",
-    ),
+    # The envelope's own rules, so that the file names only what the wire accepts.
+    "agreement": (re.compile(AGREEMENT_RE), "an agreement id such as kz-uz-2019"),
+    "purpose": (re.compile(PURPOSE_RE), "a purpose code such as identity-verification"),
     "field": (
         re.compile(r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$"),
         'a dotted path into the body such as person.names, or "*"',
@@ -120,6 +119,7 @@ Party = Annotated[str, _pattern("party")]
 Kid = Annotated[str, _pattern("kid")]
 Country = Annotated[str, _pattern("country")]
 Ident = Annotated[str, _pattern("ident")]
+AgreementId = Annotated[str, _pattern("agreement")]
 Purpose = Annotated[str, _pattern("purpose")]
 MessageType = Annotated[str, AfterValidator(_message_type)]
 FieldPath = Annotated[str, _pattern("field")]
@@ -135,7 +135,7 @@ Kids = Annotated[tuple[Kid, ...], Lax, AfterValidator(_unique)]
 Countries = Annotated[tuple[Country, ...], Lax, Field(min_length=2), AfterValidator(_unique)]
 MessageTypes = Annotated[tuple[MessageType, ...], Lax, Field(min_length=1), AfterValidator(_unique)]
 Purposes = Annotated[tuple[Purpose, ...], Lax, Field(min_length=1), AfterValidator(_unique)]
-Idents = Annotated[tuple[Ident, ...], Lax, Field(min_length=1), AfterValidator(_unique)]
+AgreementIds = Annotated[tuple[AgreementId, ...], Lax, Field(min_length=1), AfterValidator(_unique)]
 Algs = Annotated[tuple[Alg, ...], Lax, Field(min_length=1), AfterValidator(_unique)]
 FieldPaths = Annotated[
     tuple[FieldPath, ...],

@@ -22,9 +22,15 @@ class ReceiptError(ValueError):
     """A receipt does not answer the message it is claimed to answer."""
 
 
+def sha256_digest(data: bytes) -> str:
+    """`sha-256:` and the unpadded base64url SHA-256 of `data`: every digest the node
+    records or sends has this form."""
+    return DIGEST_PREFIX + b64url_encode(hashlib.sha256(data).digest())
+
+
 def message_digest(jws_bytes: bytes) -> str:
-    """`sha-256:` and the unpadded base64url SHA-256 of the exact JWS bytes."""
-    return DIGEST_PREFIX + b64url_encode(hashlib.sha256(jws_bytes).digest())
+    """The digest of the exact JWS bytes of a message."""
+    return sha256_digest(jws_bytes)
 
 
 def receipt_envelope(

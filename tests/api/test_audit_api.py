@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -218,3 +219,8 @@ def test_prove_refuses_a_checkpoint_under_another_key(
         prove_message(
             "http://testserver", AUDITOR_TOKEN, ids[0], note, other, transport=client._transport
         )
+
+
+def test_config_loaded_records_its_digest_as_every_other_digest(client: TestClient) -> None:
+    [entry] = client.get("/v1/audit/search?event=config.loaded", headers=AUDITOR).json()["entries"]
+    assert re.fullmatch(r"sha-256:[A-Za-z0-9_-]{43}", entry["entry"]["detail"]["digest"])
