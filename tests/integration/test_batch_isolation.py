@@ -8,7 +8,6 @@ problem, its refusal entry is still written, and every other unit commits once.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -25,12 +24,12 @@ from service.db.groupcommit import AuditOnly
 from service.db.tables import audit_entries, messages
 from service.exchange.inbound import AcceptUnit, check_inbound
 from service.exchange.inbox import AckUnit
-from service.exchange.outbound import OutboundRequest, QueueUnit, RequeueUnit, prepare
+from service.exchange.outbound import RequeueUnit
 from service.main import create_app
 from service.protocol.problems import Problem
 from service.runtime import Node
-from tests.support.batches import in_one_batch
-from tests.support.nodes import Federation, envelope_for, example_body
+from tests.support.batches import in_one_batch, queue_unit
+from tests.support.nodes import Federation, envelope_for
 
 
 @pytest.fixture
@@ -46,31 +45,6 @@ def accept_unit(node: Node, federation: Federation) -> tuple[str, AcceptUnit]:
     env = envelope_for(federation.uz)
     checked = check_inbound(node.policy, federation.uz.sign(env), node.clock())
     return env.id, AcceptUnit(checked, node.signer)
-
-
-def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
-    """A statistics dataset for UZ:MIA, prepared as the route prepares it; `overrides`
-    then change its envelope as a client value that slipped past the edge would."""
-    req = OutboundRequest(
-        "UZ:MIA",
-        "statistics.migration-flows",
-        "kz-uz-2019",
-        "statistics",
-        example_body("statistics.migration-flows"),
-    )
-    prepared = prepare(
-        req,
-        node=node.party,
-        registry=node.registry,
-        key=node.signing_key,
-        now=node.clock(),
-        max_observations=node.config.limits.max_observations,
-    )
-    if overrides:
-        env = dataclasses.replace(prepared.env, **overrides)
-        prepared = dataclasses.replace(prepared, env=env)
-        req = dataclasses.replace(req, type=env.type)
-    return QueueUnit(req, prepared)
 
 
 def hostile_units(node: Node) -> list[tuple[str, Any]]:
