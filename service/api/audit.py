@@ -12,6 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from service.api import examples as ex
 from service.api.deps import AuditorDep, NodeDep
 from service.api.openapi import problems
+from service.api.params import (
+    SAFE_INT,
+    CursorQuery,
+    EventQuery,
+    MessageIdQuery,
+    OutcomeQuery,
+    PartyQuery,
+    TypeQuery,
+)
 from service.api.tokens import Principal
 from service.audit import entries as ev
 from service.audit import queries, store
@@ -23,9 +32,6 @@ from service.protocol.problems import Problem
 from service.runtime import Node
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-
-# Indices are recorded in audit.query entries, whose JSON must stay exact (RFC 8785).
-SAFE_INT = 2**53 - 1
 
 _AUTH = problems(401, 403, 422, 503)
 
@@ -163,14 +169,14 @@ async def get_consistency(
 async def search(
     node: NodeDep,
     who: AuditorDep,
-    party: Annotated[str | None, Query(max_length=40)] = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
-    outcome: Annotated[str | None, Query(max_length=32)] = None,
-    event: Annotated[str | None, Query(max_length=40)] = None,
-    message_id: Annotated[str | None, Query(max_length=36)] = None,
+    party: PartyQuery = None,
+    type: TypeQuery = None,
+    outcome: OutcomeQuery = None,
+    event: EventQuery = None,
+    message_id: MessageIdQuery = None,
     since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=SAFE_INT)] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     flt = queries.SearchFilter(party, type, outcome, event, message_id, since, until)

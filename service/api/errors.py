@@ -14,10 +14,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.db.failures import is_outage
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.api")
@@ -86,7 +87,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)  # noqa: S101
-    if not _is_outage(exc):
+    if not is_outage(exc):
         # Bad data or a bug, not an outage: a retry would fail the same way.
         return await _on_unexpected(request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)
@@ -98,11 +99,6 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
         ),
         request.scope,
     )
-
-
-def _is_outage(exc: DBAPIError) -> bool:
-    """Whether the database could not be reached or dropped the connection."""
-    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

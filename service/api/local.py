@@ -14,14 +14,26 @@ from service.api.deps import ClientDep, NodeDep, OperatorDep
 from service.api.errors import content_length
 from service.api.messages import INLINE_LIMIT
 from service.api.openapi import problems
+from service.api.params import (
+    MAX_PARTY_LENGTH,
+    CursorQuery,
+    MessageIdPath,
+    PartyPath,
+    TypeQuery,
+)
 from service.db.tables import messages, outbox
 from service.exchange import inbox
 from service.exchange.outbound import OutboundRequest, RequeueUnit, queue_outbound
-from service.protocol.envelope import PARTY_RE
+from service.protocol.envelope import (
+    AGREEMENT_RE,
+    MAX_TYPE_LENGTH,
+    PARTY_RE,
+    PURPOSE_RE,
+    TYPE_RE,
+    UUID_RE,
+)
 
 router = APIRouter(prefix="/v1", tags=["local"])
-
-UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 _SENT = "01935c2e-6c58-70f8-843f-ecca6ffc2c2b"
 _REPLY = "01935c31-0a4e-7b21-9d3c-5f0e8a7b6c21"
@@ -135,12 +147,14 @@ class OutboundIn(BaseModel):
         },
     )
 
-    to: str = Field(pattern=PARTY_RE)
-    type: str = Field(min_length=1, max_length=64)
-    agreement: str = Field(min_length=1, max_length=64)
-    purpose: str = Field(min_length=1, max_length=64)
+    # The envelope's own patterns (docs/protocol.md section 3): a value that could not
+    # be signed is refused here, before it reaches the database or the audit log.
+    to: str = Field(pattern=PARTY_RE, max_length=MAX_PARTY_LENGTH)
+    type: str = Field(pattern=TYPE_RE, max_length=MAX_TYPE_LENGTH)
+    agreement: str = Field(pattern=AGREEMENT_RE, max_length=64)
+    purpose: str = Field(pattern=PURPOSE_RE, max_length=64)
     body: dict[str, Any]
-    reply_to: str | None = Field(default=None, pattern=UUID_RE)
+    reply_to: str | None = Field(default=None, pattern=UUID_RE, max_length=36)
 
 
 class Accepted(BaseModel):
@@ -186,9 +200,11 @@ async def submit(
 @router.get(
     "/outbox/{message_id}",
     summary="Status of an outbound message: attempts, the partner's receipt, replies",
-    responses={200: ex.json_example(STATUS_EXAMPLE), **problems(401, 403, 404)},
+    responses={200: ex.json_example(STATUS_EXAMPLE), **problems(401, 403, 404, 422)},
 )
-async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dict[str, Any]:
+async def outbound_status(
+    message_id: MessageIdPath, node: NodeDep, who: ClientDep
+) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with node.engines.reader.connect() as conn:
             return inbox.outbound_status(conn, node.party, message_id)
@@ -204,9 +220,9 @@ async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dic
 async def read_inbox(
     node: NodeDep,
     who: ClientDep,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    type: TypeQuery = None,
     unacked: bool = False,
-    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     def read() -> tuple[list[dict[str, Any]], int | None]:
@@ -220,10 +236,10 @@ async def read_inbox(
 @router.post(
     "/inbox/{sender}/{message_id}/ack",
     summary="Acknowledge an inbound message",
-    responses={200: ex.json_example(ACK_EXAMPLE), **problems(401, 403, 404)},
+    responses={200: ex.json_example(ACK_EXAMPLE), **problems(401, 403, 404, 422)},
 )
 async def acknowledge(
-    sender: str, message_id: str, node: NodeDep, who: ClientDep
+    sender: PartyPath, message_id: MessageIdPath, node: NodeDep, who: ClientDep
 ) -> dict[str, Any]:
     changed = await node.committer.run(inbox.AckUnit(sender, message_id, who.name))
     return {"id": message_id, "from": sender, "acked": True, "changed": changed}
@@ -274,7 +290,9 @@ async def operator_outbox(
     summary="Queue a failed message for delivery again (operators)",
     responses={200: ex.json_example(RETRY_EXAMPLE), **problems(401, 403, 404, 422)},
 )
-async def operator_retry(message_id: str, node: NodeDep, who: OperatorDep) -> dict[str, Any]:
+async def operator_retry(
+    message_id: MessageIdPath, node: NodeDep, who: OperatorDep
+) -> dict[str, Any]:
     await node.committer.run(RequeueUnit(node.party, message_id, who.name))
     if node.delivery is not None:
         node.delivery.wake()

@@ -117,6 +117,7 @@ class Appender:
     _leaves: list[bytes] = field(default_factory=list)
     _nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     _node_marks: list[int] = field(default_factory=list)
+    _written: int = field(default=0, init=False)  # entries written by `flush_entries`
 
     def __post_init__(self) -> None:
         self._range = merkle.CompactRange.from_frontier(self.start, self.start_frontier)
@@ -163,6 +164,7 @@ class Appender:
     def reset(self, mark: int) -> None:
         if mark == len(self._entries):
             return
+        self._written = min(self._written, mark)
         del self._nodes[self._node_marks[mark] :]
         del self._node_marks[mark:]
         del self._entries[mark:]
@@ -177,13 +179,24 @@ class Appender:
     def frontier(self) -> list[bytes]:
         return list(self._range.frontier())
 
+    def flush_entries(self, conn: Connection) -> None:
+        """Write the entries appended since the last call, and their tree nodes."""
+        start = self._written
+        if start == len(self._entries):
+            return
+        conn.execute(audit_entries.insert(), self._entries[start:] if start else self._entries)
+        nodes = self._nodes[self._node_marks[start] :]
+        if nodes:
+            conn.execute(
+                audit_nodes.insert(), [{"level": lv, "k": k, "hash": h} for lv, k, h in nodes]
+            )
+        self._written = len(self._entries)
+
     def flush(self, conn: Connection) -> None:
+        """Write the entries not yet written and the new tree head."""
         if not self._entries:
             return
-        conn.execute(audit_entries.insert(), self._entries)
-        conn.execute(
-            audit_nodes.insert(), [{"level": lv, "k": k, "hash": h} for lv, k, h in self._nodes]
-        )
+        self.flush_entries(conn)
         conn.execute(
             update(audit_head)
             .where(audit_head.c.id == HEAD_ID)

@@ -8,6 +8,13 @@ checkpoint when due, and commits once. A unit that raises `Problem` is rolled ba
 its savepoint and its refusal entry is written in the same commit, so a refused
 request still leaves its trace. With several processes, each has a writer; they take
 turns on the head row lock (PostgreSQL) or the database write lock (SQLite).
+
+The batch's writes are sent together at its end, so a write that fails on one unit's
+values (a value the database refuses) fails them all. Only an outage fails the batch:
+any other failure runs the batch again in isolation, each unit's work and writes in a
+savepoint of their own, so the unit whose data failed is refused alone (its refusal
+entry still written) and the others commit. Batches that fail nothing pay nothing for
+this.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import Connection, Table, Update, bindparam, insert, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from service.audit import store
 from service.audit.entries import AuditEvent
 from service.db.engine import Engines
+from service.db.failures import is_bad_value, is_outage
 from service.db.ratelimit import RateBuckets
 from service.db.tables import audit_head, checkpoints
 from service.protocol.problems import Problem
@@ -97,6 +105,8 @@ class Tx:
         """Run the deferred inserts, then the deferred updates. Rows carry their primary
         key (see `row_key`): an insert that had the database generate keys would have to
         read them back, which PostgreSQL's pipeline cannot do mid-batch."""
+        if not self.deferred and not self.updates:
+            return
         by_table: dict[Table, list[dict[str, Any]]] = {}
         for table, row in self.deferred:
             by_table.setdefault(table, []).append(row)
@@ -118,6 +128,13 @@ class Tx:
             grouped.setdefault((table, key, names), []).append(params)
         for (table, key, names), params_list in grouped.items():
             self.conn.execute(_update_statement(table, key, names), params_list)
+
+    def flush_unit(self) -> None:
+        """Write what the unit just run deferred, and its audit entries, now (isolation)."""
+        self.flush_deferred()
+        self.deferred.clear()
+        self.updates.clear()
+        self.audit.flush_entries(self.conn)
 
 
 @functools.cache
@@ -172,6 +189,17 @@ class AuditOnly:
 
 def unavailable(detail: str) -> Problem:
     return Problem("unavailable", detail, headers={"Retry-After": "1"})
+
+
+def _refusal(exc: BaseException) -> Problem:
+    """The problem of a unit whose work failed on its own (not an outage)."""
+    if isinstance(exc, Problem):
+        return exc
+    if is_bad_value(exc):
+        return Problem(
+            "invalid-parameters", "a value of the request cannot be stored; nothing was stored"
+        )
+    return Problem("internal", "the request could not be processed; nothing was stored")
 
 
 @dataclass
@@ -283,20 +311,22 @@ class GroupCommitter:
                     raise
                 log.info("a message of the batch was stored meanwhile; running the batch again")
                 written = self._write(batch, early=False)
-        except (OperationalError, DBAPIError) as exc:
-            log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
-            self._fail(batch, unavailable("the database is unavailable; retry shortly"))
-            return
-        except SQLAlchemyError as exc:
-            log.exception("audit batch not committed")
-            self._fail(
-                batch, unavailable(f"the batch could not be committed ({type(exc).__name__})")
-            )
-            return
         except Exception as exc:
-            log.exception("audit batch failed")
-            self._fail(batch, exc)
-            return
+            if is_outage(exc):
+                self._fail_on(batch, exc)
+                return
+            # Not an outage: one unit's data, most likely. Run the batch again with each
+            # unit isolated, so that unit alone is refused.
+            log.warning(
+                "batch of %d units not committed (%s); running each unit in isolation",
+                len(batch),
+                type(exc).__name__,
+            )
+            try:
+                written = self._write(batch, early=False, isolate=True)
+            except Exception as again:
+                self._fail_on(batch, again)
+                return
         if written is None:
             return
         committed, results = written
@@ -313,10 +343,27 @@ class GroupCommitter:
             else:
                 pending.future.set_exception(value)
 
+    def _fail_on(self, batch: list[_Pending], exc: Exception) -> None:
+        """Fail every unit of a batch that could not be committed."""
+        if is_outage(exc):
+            log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
+            self._fail(batch, unavailable("the database is unavailable; retry shortly"))
+        elif isinstance(exc, SQLAlchemyError):
+            log.exception("audit batch not committed")
+            self._fail(
+                batch, unavailable(f"the batch could not be committed ({type(exc).__name__})")
+            )
+        else:
+            log.exception("audit batch failed")
+            self._fail(batch, exc)
+
     def _write(
-        self, batch: list[_Pending], *, early: bool
+        self, batch: list[_Pending], *, early: bool, isolate: bool = False
     ) -> tuple[list[dict[str, Any]], list[tuple[bool, Any]]] | None:
-        """Run the batch in one transaction and commit it; None if there was nothing to do."""
+        """Run the batch in one transaction and commit it; None if there was nothing to do.
+
+        With `isolate`, each unit's writes are made inside its own savepoint as soon as
+        it has run, instead of all together at the end."""
         units = [p.unit for p in batch]
         with self._engines.writer.begin() as conn:
             claimed: dict[Any, Any] = {}
@@ -332,7 +379,8 @@ class GroupCommitter:
             tx = Tx(conn, appender, now, RateBuckets(conn, now), claimed=claimed)
             for prefetch in self._prefetch if not early else self._late_prefetch:
                 prefetch(conn, claimed, units)
-            results = [self._run_unit(tx, unit) for unit in units]
+            run = self._run_isolated if isolate else self._run_unit
+            results = [run(tx, unit) for unit in units]
             with self._pipelined(conn):
                 tx.flush_deferred()
                 appender.flush(conn)
@@ -358,10 +406,9 @@ class GroupCommitter:
         try:
             with driver.pipeline():
                 yield
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError("pipelined batch writes", None, exc) from exc
         except psycopg.Error as exc:
-            raise DBAPIError("pipelined batch writes", None, exc) from exc
+            # As SQLAlchemy would have raised it (IntegrityError, DataError, ...).
+            raise DBAPIError.instance("pipelined batch writes", None, exc, psycopg.Error) from exc
 
     def _run_unit(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
         ok, value = self._in_savepoint(tx, unit.run, getattr(unit, "needs_savepoint", True))
@@ -380,18 +427,51 @@ class GroupCommitter:
             log.error("refusal could not be recorded: %s", type(error).__name__)
         return False, problem
 
+    def _run_isolated(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
+        """Run `unit` and write its rows and entries inside its own savepoint: a write
+        that fails on the unit's values rolls back this unit alone, which is refused."""
+
+        def run_and_write(work: Callable[[Tx], Any]) -> Callable[[Tx], Any]:
+            def both(t: Tx) -> Any:
+                value = work(t)
+                t.flush_unit()
+                return value
+
+            return both
+
+        ok, value = self._in_savepoint(tx, run_and_write(unit.run), isolated=True)
+        if ok:
+            return True, value
+        if not isinstance(value, Problem):
+            log.warning(
+                "%s refused: its work failed on its own data (%s)",
+                type(unit).__name__,
+                type(value).__name__,
+            )
+        problem = _refusal(value)
+        refused_ok, error = self._in_savepoint(
+            tx, run_and_write(lambda t: unit.refused(t, problem)), isolated=True
+        )
+        if not refused_ok:
+            log.error("refusal could not be recorded: %s", type(error).__name__)
+        return False, problem
+
     @staticmethod
     def _in_savepoint(
-        tx: Tx, work: Callable[[Tx], Any], savepoint: bool = True
+        tx: Tx, work: Callable[[Tx], Any], savepoint: bool = True, *, isolated: bool = False
     ) -> tuple[bool, Any]:
+        """Run `work`; on failure undo it and return (False, the exception).
+
+        A database error fails the batch (its transaction may be aborted), except in
+        isolation, where only an outage does: there the savepoint undoes the rest."""
         mark = tx.mark()
-        nested = tx.conn.begin_nested() if savepoint else None
+        nested = tx.conn.begin_nested() if savepoint or isolated else None
         try:
             value = work(tx)
-        except (OperationalError, DBAPIError):
-            raise
         except Exception as exc:
-            if not isinstance(exc, Problem):
+            if is_outage(exc) or (isinstance(exc, DBAPIError) and not isolated):
+                raise
+            if not isinstance(exc, Problem | DBAPIError) and not is_bad_value(exc):
                 log.exception("unit failed; its work is rolled back")
             if nested is not None:
                 nested.rollback()

@@ -6,8 +6,29 @@ that the migrations and these declarations agree.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
+
+
+def int64() -> TypeEngine[int]:
+    """A 64-bit integer: BIGINT, and INTEGER on SQLite (already 64-bit there, and an
+    INTEGER PRIMARY KEY is the rowid, so no second unique index is kept)."""
+    return BigInteger().with_variant(Integer, "sqlite")
+
+
+def message_key(*, primary_key: bool = False) -> Column[int]:
+    """A column referring to `messages.pk`."""
+    return Column(int64(), ForeignKey("messages.pk"), primary_key=primary_key, nullable=False)
 
 
 class MessageRow(SQLModel, table=True):
@@ -22,7 +43,7 @@ class MessageRow(SQLModel, table=True):
     )
 
     # Given by the writer: one more than `audit_index` (see groupcommit.row_key).
-    pk: int | None = Field(default=None, primary_key=True)
+    pk: int | None = Field(default=None, sa_column=Column(int64(), primary_key=True))
     direction: str = Field(max_length=3)
     sender: str = Field(max_length=40)
     recipient: str = Field(max_length=40)
@@ -31,7 +52,7 @@ class MessageRow(SQLModel, table=True):
     agreement: str = Field(max_length=64)
     purpose: str = Field(max_length=64)
     reply_to: str | None = Field(default=None, max_length=36)
-    iat: int
+    iat: int = Field(sa_column=Column(int64(), nullable=False))
     digest: str = Field(max_length=64)
     jws: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     status: str = Field(max_length=16)
@@ -53,7 +74,7 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
 
-    message_pk: int = Field(primary_key=True, foreign_key="messages.pk")
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
     state: str = Field(max_length=16)
     attempts: int = 0
     next_attempt_at: float
@@ -68,8 +89,8 @@ class DeliveryAttemptRow(SQLModel, table=True):
     __table_args__ = (Index("ix_delivery_attempts_message", "message_pk", "attempt"),)
 
     # Given by the writer: one more than the index of the attempt's audit entry.
-    pk: int | None = Field(default=None, primary_key=True)
-    message_pk: int = Field(foreign_key="messages.pk")
+    pk: int | None = Field(default=None, sa_column=Column(int64(), primary_key=True))
+    message_pk: int = Field(sa_column=message_key())
     attempt: int
     at: float
     outcome: str = Field(max_length=16)
@@ -90,12 +111,7 @@ class AuditEntryRow(SQLModel, table=True):
         Index("ix_audit_time", "time", "idx"),
     )
 
-    # INTEGER on SQLite, so the index is the rowid (no second unique index).
-    idx: int = Field(
-        sa_column=Column(
-            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-        )
-    )
+    idx: int = Field(sa_column=Column(int64(), primary_key=True, autoincrement=False))
     time: float
     event: str = Field(max_length=40)
     party: str | None = Field(default=None, max_length=40)
@@ -138,7 +154,7 @@ class CheckpointRow(SQLModel, table=True):
 
     __tablename__ = "checkpoints"
 
-    pk: int | None = Field(default=None, primary_key=True)
+    pk: int | None = Field(default=None, sa_column=Column(int64(), primary_key=True))
     size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     issued_at: float
@@ -185,9 +201,9 @@ class SignedVersionRow(SQLModel, table=True):
 
     __tablename__ = "signed_versions"
 
-    message_pk: int = Field(primary_key=True, foreign_key="messages.pk")
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
     version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    iat: int
+    iat: int = Field(sa_column=Column(int64(), nullable=False))
     digest: str = Field(max_length=64)
     jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 

@@ -69,16 +69,24 @@ class Prepared:
     removed: list[str]
 
 
+def _members(req: OutboundRequest) -> dict[str, Any]:
+    return {"aud": req.to, "type": req.type, "agreement": req.agreement, "purpose": req.purpose}
+
+
 def _event(req: OutboundRequest, node: str, name: str, outcome: str, **kw: Any) -> AuditEvent:
+    # A member that is not a valid envelope value (a refused request's) is recorded as
+    # null: the log and its search columns hold only what the protocol allows.
+    invalid = {e["path"][1:] for e in envelope.member_errors(_members(req))}
+    to = None if "aud" in invalid else req.to
     return AuditEvent(
         event=name,
         outcome=outcome,
-        party=req.to,
+        party=to,
         sender=node,
-        recipient=req.to,
-        type=req.type,
-        agreement=req.agreement,
-        purpose=req.purpose,
+        recipient=to,
+        type=None if "type" in invalid else req.type,
+        agreement=None if "agreement" in invalid else req.agreement,
+        purpose=None if "purpose" in invalid else req.purpose,
         **kw,
     )
 
@@ -113,6 +121,10 @@ class OutboundPolicy:
 def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepared:
     """Check our own rules, cut fields, validate, sign. Raises Problem to refuse."""
     node, registry = policy.node_party, policy.registry
+    errors = envelope.member_errors({**_members(req), "reply_to": req.reply_to})
+    if errors:
+        summary = "; ".join(f"{e['path'][1:]} {e['message']}" for e in errors)
+        raise Problem("invalid-parameters", f"cannot send: {summary}", extra={"errors": errors})
     partner = registry.partner(req.to)
     if partner is None:
         raise Problem("forbidden", f"{req.to} is not a configured partner of this node")

@@ -165,6 +165,21 @@ def envelope_errors(obj: Mapping[str, Any]) -> list[dict[str, str]]:
     return errors
 
 
+def member_errors(values: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The errors of the given envelope members alone (e.g. a draft's `type`), each checked
+    as `envelope_errors` checks it; unknown names are errors too."""
+    errors: list[dict[str, str]] = []
+    for name, value in values.items():
+        check = _CHECKS.get(name)
+        if check is None:
+            errors.append(
+                {"path": _pointer(name), "message": "member is not allowed in the envelope"}
+            )
+        elif not check[0](value):
+            errors.append({"path": _pointer(name), "message": check[1]})
+    return errors
+
+
 def _bad_envelope(errors: list[dict[str, str]]) -> Problem:
     summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""

@@ -19,7 +19,7 @@ from service.clock import FixedClock
 from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.groupcommit import GroupCommitter, Tx
-from service.db.tables import messages
+from service.db.tables import audit_entries, messages
 from service.exchange.rows import defer_message
 from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
@@ -162,7 +162,7 @@ def test_an_update_may_touch_a_row_inserted_in_the_same_batch(
     assert rows(engines) == {future.result(): ("delivered", "r1")}
 
 
-def test_a_deferred_write_that_fails_fails_its_batch_as_unavailable_and_keeps_nothing(
+def test_a_deferred_write_that_fails_refuses_its_unit_alone(
     engines: Engines, committer: GroupCommitter
 ) -> None:
     taken = committer.run_sync(Step(message))
@@ -175,12 +175,18 @@ def test_a_deferred_write_that_fails_fails_its_batch_as_unavailable_and_keeps_no
         tx.deferred[-1][1]["pk"] = taken
         assert pk != taken
 
-    batch = in_one_batch(committer, Step(message), Step(duplicate_key))
-    for future in batch:
-        problem = future.exception()
-        assert isinstance(problem, Problem)
-        assert problem.code == "unavailable"
-    assert rows(engines) == before
+    kept, failed = in_one_batch(committer, Step(message), Step(duplicate_key))
+    # Not an outage: the batch ran again with each unit isolated, and only the unit
+    # whose write failed was refused (a defect, not the client's: 500, nothing stored).
+    problem = failed.exception()
+    assert isinstance(problem, Problem)
+    assert problem.code == "internal"
+    assert rows(engines) == {**before, kept.result(): ("queued", "r1")}
+    with engines.reader.connect() as conn:
+        outcomes = conn.execute(
+            select(audit_entries.c.outcome, audit_entries.c.code).order_by(audit_entries.c.idx)
+        ).all()
+    assert [tuple(o) for o in outcomes] == [("ok", None), ("ok", None), ("refused", "internal")]
     # The writer goes on.
     assert committer.run_sync(Step(message)) > taken
 

@@ -1,4 +1,5 @@
-"""Every operation of the node's own OpenAPI document, driven by schemathesis in-process.
+"""Every operation of the node's own OpenAPI document, driven by schemathesis in-process,
+against a node on SQLite and a node on PostgreSQL.
 
 No generated request may cause a 5xx; every response must conform to the documented
 status codes, media types and schemas; every 4xx must be an RFC 9457 problem
@@ -8,6 +9,7 @@ document with type, title, status, detail and code.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from service.config import load_config
 from service.main import create_app
 from service.protocol.problems import KINDS, PROBLEM_TYPE_PREFIX
 from tests.robustness.federations import module_federation
+from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, NOW, OPERATOR_TOKEN
 
 MAX_EXAMPLES = 50
@@ -46,8 +49,8 @@ def token_for(path: str) -> str | None:
 
 
 # Integer query parameters are bounded by the operations themselves (2**53 - 1 for
-# audit indices, which audit entries record; 2**63 - 1 for the inbox cursor); generated
-# cases keep to the JSON-safe range, and the tests below pin the bounds.
+# audit indices, which audit entries record, and for the inbox cursor, a message key);
+# generated cases keep to the JSON-safe range, and the tests below pin the bounds.
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
@@ -62,11 +65,20 @@ CONFIG = load_config(FEDERATION.write_config())
 schema = schemathesis.openapi.from_dict(create_app(CONFIG).openapi())
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[TestClient]:
-    app = create_app(CONFIG, clock=FixedClock(float(NOW)), run_delivery=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def api(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    with ExitStack() as stack:
+        config = CONFIG
+        if request.param == "postgres":
+            if not PG_URL:
+                pytest.skip("set MIGEX_TEST_PG_URL to run the PostgreSQL suite")
+            url = stack.enter_context(fresh_pg_database(PG_URL))
+            config = config.model_copy(update={"database_url": url})
+        app = create_app(config, clock=FixedClock(float(NOW)), run_delivery=False)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
 
 
 @schema.parametrize()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from service.db.groupcommit import GroupCommitter, Tx
+from service.exchange.outbound import OutboundRequest, QueueUnit, prepare
 from service.protocol.problems import Problem
+from service.runtime import Node
+from tests.support.nodes import example_body
 
 
 @dataclass
@@ -38,3 +42,21 @@ def in_one_batch(committer: GroupCommitter, *units: Any) -> list[Future[Any]]:
     for future in futures:
         future.exception(10)
     return futures
+
+
+def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
+    """A statistics dataset for UZ:MIA, prepared as the route prepares it; `overrides`
+    then change its envelope as a client value that slipped past the edge would."""
+    req = OutboundRequest(
+        "UZ:MIA",
+        "statistics.migration-flows",
+        "kz-uz-2019",
+        "statistics",
+        example_body("statistics.migration-flows"),
+    )
+    prepared = prepare(req, node.outbound, node.clock())
+    if overrides:
+        env = dataclasses.replace(prepared.env, **overrides)
+        prepared = dataclasses.replace(prepared, env=env)
+        req = dataclasses.replace(req, type=env.type)
+    return QueueUnit(req, prepared)
