@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from service.api.tokens import Principal
 from service.protocol.problems import Problem
@@ -17,6 +20,18 @@ async def get_node(request: Request) -> Node:
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
+
+T = TypeVar("T")
+
+
+async def read(node: Node, query: Callable[[Connection], T]) -> T:
+    """Run `query` on a reader connection in the threadpool, never on the event loop."""
+
+    def run() -> T:
+        with node.engines.reader.connect() as conn:
+            return query(conn)
+
+    return await run_in_threadpool(run)
 
 
 def _principal(request: Request, node: Node) -> Principal:

@@ -63,3 +63,98 @@ JWKS_EXAMPLE = {
 AUDIT_KEY_EXAMPLE = "migex/KZ:MIA+1a2b3c4d+AdhaiAYCqxf3VkW2dVLWhM5S5gHkq8N1CjzPfLbwOUwy\n"
 HEALTH_EXAMPLE = {"status": "ok"}
 READY_EXAMPLE = {"status": "ready", "party": "KZ:MIA", "keys": ["KZ:MIA#2026-01"]}
+
+
+# -- the local API ------------------------------------------------------------------
+_SENT = "01935c2e-6c58-70f8-843f-ecca6ffc2c2b"
+_REPLY = "01935c31-0a4e-7b21-9d3c-5f0e8a7b6c21"
+STATUS_EXAMPLE: dict[str, Any] = {
+    "id": _SENT,
+    "to": "KG:SRS",
+    "type": "citizenship.verification-request",
+    "agreement": "cis-1998",
+    "purpose": "identity-verification",
+    "reply_to": None,
+    "status": "delivered",
+    "audit_index": 4711,
+    "removed_fields": [],
+    "attempts": [
+        {
+            "attempt": 1,
+            "at": 1795000000.25,
+            "outcome": "delivered",
+            "http_status": 201,
+            "error": None,
+        }
+    ],
+    "next_attempt_at": None,
+    "last_error": None,
+    "receipt": {
+        "jws": "eyJhbGciOiJFZDI1NTE5Iiwia2lkIjoiS0c6U1JTIzIwMjYtMDEiLCJ0eXAiOiJtaWdleCtqd3MifQ.eyJ...In0.c2ln",
+        "payload": {
+            "v": 1,
+            "id": "01935c2e-7001-7a3c-8e2f-1b2c3d4e5f60",
+            "iss": "KG:SRS",
+            "aud": "KZ:MIA",
+            "iat": 1795000000,
+            "type": "receipt",
+            "agreement": "cis-1998",
+            "purpose": "identity-verification",
+            "reply_to": _SENT,
+            "body": {
+                "status": "accepted",
+                "digest": "sha-256:PS2OYWb7X_Et_qcR0F-2Dt4j5ckYUYJc1B9UhmJsB9U",
+                "audit_index": 1288,
+            },
+        },
+        "partner_audit_index": 1288,
+    },
+    "replies": [
+        {
+            "id": _REPLY,
+            "from": "KG:SRS",
+            "type": "citizenship.verification-response",
+            "audit_index": 4790,
+        }
+    ],
+}
+INBOX_EXAMPLE: dict[str, Any] = {
+    "messages": [
+        {
+            "id": _REPLY,
+            "from": "KG:SRS",
+            "type": "citizenship.verification-response",
+            "agreement": "cis-1998",
+            "purpose": "identity-verification",
+            "reply_to": _SENT,
+            "received_at": 1795000420.5,
+            "audit_index": 4790,
+            "acked": False,
+            "body": {
+                "result": "confirmed",
+                "checked_on": "2026-11-20",
+                "matched_fields": ["names.latin", "birth_date"],
+                "person": {"birth_date": "1991-03-14"},
+            },
+            "purged": False,
+        }
+    ],
+    "next_cursor": None,
+}
+ACK_EXAMPLE: dict[str, Any] = {"id": _REPLY, "from": "KG:SRS", "acked": True, "changed": True}
+OPERATOR_OUTBOX_EXAMPLE: dict[str, Any] = {
+    "state": "failed",
+    "messages": [
+        {
+            "message_id": _SENT,
+            "recipient": "TJ:MIA",
+            "type": "statistics.migration-flows",
+            "status": "failed",
+            "attempts": 10,
+            "last_error": "transport",
+            "created_at": 1795000000.0,
+            "next_attempt_at": 1795001843.2,
+        }
+    ],
+}
+RETRY_EXAMPLE: dict[str, Any] = {"id": _SENT, "status": "queued"}

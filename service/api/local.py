@@ -6,13 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
-from service.api import examples as ex
-from service.api.deps import ClientDep, NodeDep, OperatorDep
+from service.api.deps import ClientDep, NodeDep, OperatorDep, read
 from service.api.errors import content_length
 from service.api.messages import INLINE_LIMIT
+from service.api.models import (
+    Accepted,
+    Acknowledged,
+    InboxPage,
+    OperatorOutbox,
+    OutboundStatus,
+    OutboxState,
+    Requeued,
+)
 from service.api.openapi import problems
 from service.api.params import (
     MAX_PARTY_LENGTH,
@@ -21,7 +27,6 @@ from service.api.params import (
     PartyPath,
     TypeQuery,
 )
-from service.db.tables import messages, outbox
 from service.exchange import inbox
 from service.exchange.outbound import OutboundRequest, RequeueUnit, queue_outbound
 from service.protocol.envelope import (
@@ -34,99 +39,6 @@ from service.protocol.envelope import (
 )
 
 router = APIRouter(prefix="/v1", tags=["local"])
-
-_SENT = "01935c2e-6c58-70f8-843f-ecca6ffc2c2b"
-_REPLY = "01935c31-0a4e-7b21-9d3c-5f0e8a7b6c21"
-STATUS_EXAMPLE: dict[str, Any] = {
-    "id": _SENT,
-    "to": "KG:SRS",
-    "type": "citizenship.verification-request",
-    "agreement": "cis-1998",
-    "purpose": "identity-verification",
-    "reply_to": None,
-    "status": "delivered",
-    "audit_index": 4711,
-    "removed_fields": [],
-    "attempts": [
-        {
-            "attempt": 1,
-            "at": 1795000000.25,
-            "outcome": "delivered",
-            "http_status": 201,
-            "error": None,
-        }
-    ],
-    "next_attempt_at": None,
-    "last_error": None,
-    "receipt": {
-        "jws": "eyJhbGciOiJFZDI1NTE5Iiwia2lkIjoiS0c6U1JTIzIwMjYtMDEiLCJ0eXAiOiJtaWdleCtqd3MifQ.eyJ...In0.c2ln",
-        "payload": {
-            "v": 1,
-            "id": "01935c2e-7001-7a3c-8e2f-1b2c3d4e5f60",
-            "iss": "KG:SRS",
-            "aud": "KZ:MIA",
-            "iat": 1795000000,
-            "type": "receipt",
-            "agreement": "cis-1998",
-            "purpose": "identity-verification",
-            "reply_to": _SENT,
-            "body": {
-                "status": "accepted",
-                "digest": "sha-256:PS2OYWb7X_Et_qcR0F-2Dt4j5ckYUYJc1B9UhmJsB9U",
-                "audit_index": 1288,
-            },
-        },
-        "partner_audit_index": 1288,
-    },
-    "replies": [
-        {
-            "id": _REPLY,
-            "from": "KG:SRS",
-            "type": "citizenship.verification-response",
-            "audit_index": 4790,
-        }
-    ],
-}
-INBOX_EXAMPLE: dict[str, Any] = {
-    "messages": [
-        {
-            "id": _REPLY,
-            "from": "KG:SRS",
-            "type": "citizenship.verification-response",
-            "agreement": "cis-1998",
-            "purpose": "identity-verification",
-            "reply_to": _SENT,
-            "received_at": 1795000420.5,
-            "audit_index": 4790,
-            "acked": False,
-            "body": {
-                "result": "confirmed",
-                "checked_on": "2026-11-20",
-                "matched_fields": ["names.latin", "birth_date"],
-                "person": {"birth_date": "1991-03-14"},
-            },
-            "purged": False,
-        }
-    ],
-    "next_cursor": None,
-}
-ACK_EXAMPLE: dict[str, Any] = {"id": _REPLY, "from": "KG:SRS", "acked": True, "changed": True}
-OPERATOR_OUTBOX_EXAMPLE: dict[str, Any] = {
-    "state": "failed",
-    "messages": [
-        {
-            "message_id": _SENT,
-            "recipient": "TJ:MIA",
-            "type": "statistics.migration-flows",
-            "status": "failed",
-            "attempts": 10,
-            "last_error": "transport",
-            "created_at": 1795000000.0,
-            "next_attempt_at": 1795001843.2,
-        }
-    ],
-}
-RETRY_EXAMPLE: dict[str, Any] = {"id": _SENT, "status": "queued"}
 
 
 class OutboundIn(BaseModel):
@@ -155,14 +67,6 @@ class OutboundIn(BaseModel):
     purpose: str = Field(pattern=PURPOSE_RE, max_length=64)
     body: dict[str, Any]
     reply_to: str | None = Field(default=None, pattern=UUID_RE, max_length=36)
-
-
-class Accepted(BaseModel):
-    id: str
-    status: str
-    status_url: str
-    audit_index: int
-    removed_fields: list[str]
 
 
 @router.post(
@@ -200,22 +104,20 @@ async def submit(
 @router.get(
     "/outbox/{message_id}",
     summary="Status of an outbound message: attempts, the partner's receipt, replies",
-    responses={200: ex.json_example(STATUS_EXAMPLE), **problems(401, 403, 404, 422)},
+    response_model=OutboundStatus,
+    responses=problems(401, 403, 404, 422),
 )
 async def outbound_status(
     message_id: MessageIdPath, node: NodeDep, who: ClientDep
 ) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with node.engines.reader.connect() as conn:
-            return inbox.outbound_status(conn, node.party, message_id)
-
-    return await run_in_threadpool(read)
+    return await read(node, lambda conn: inbox.outbound_status(conn, node.party, message_id))
 
 
 @router.get(
     "/inbox",
     summary="Accepted inbound messages, oldest first",
-    responses={200: ex.json_example(INBOX_EXAMPLE), **problems(401, 403, 422)},
+    response_model=InboxPage,
+    responses=problems(401, 403, 422),
 )
 async def read_inbox(
     node: NodeDep,
@@ -224,76 +126,53 @@ async def read_inbox(
     unacked: bool = False,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    def read() -> tuple[list[dict[str, Any]], int | None]:
-        with node.engines.reader.connect() as conn:
-            return inbox.inbox_page(conn, msg_type=type, unacked=unacked, after=cursor, limit=limit)
-
-    items, next_cursor = await run_in_threadpool(read)
-    return {"messages": items, "next_cursor": next_cursor}
+) -> InboxPage:
+    items, next_cursor = await read(
+        node,
+        lambda conn: inbox.inbox_page(
+            conn, msg_type=type, unacked=unacked, after=cursor, limit=limit
+        ),
+    )
+    return InboxPage.model_validate({"messages": items, "next_cursor": next_cursor})
 
 
 @router.post(
     "/inbox/{sender}/{message_id}/ack",
     summary="Acknowledge an inbound message",
-    responses={200: ex.json_example(ACK_EXAMPLE), **problems(401, 403, 404, 422)},
+    response_model=Acknowledged,
+    responses=problems(401, 403, 404, 422),
 )
 async def acknowledge(
     sender: PartyPath, message_id: MessageIdPath, node: NodeDep, who: ClientDep
-) -> dict[str, Any]:
+) -> Acknowledged:
     changed = await node.committer.run(inbox.AckUnit(sender, message_id, who.name))
-    return {"id": message_id, "from": sender, "acked": True, "changed": changed}
+    return Acknowledged(id=message_id, sender=sender, acked=True, changed=changed)
 
 
 @router.get(
     "/operator/outbox",
     summary="Outbound messages by delivery state (operators)",
-    responses={200: ex.json_example(OPERATOR_OUTBOX_EXAMPLE), **problems(401, 403, 422)},
+    response_model=OperatorOutbox,
+    responses=problems(401, 403, 422),
 )
 async def operator_outbox(
     node: NodeDep,
     who: OperatorDep,
-    state: Annotated[str, Query(pattern="^(pending|delivered|failed)$")] = "failed",
+    state: Annotated[OutboxState, Query()] = "failed",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    def read() -> list[dict[str, Any]]:
-        m = messages.c
-        o = outbox.c
-        with node.engines.reader.connect() as conn:
-            rows = (
-                conn.execute(
-                    select(
-                        m.message_id,
-                        m.recipient,
-                        m.type,
-                        m.status,
-                        o.attempts,
-                        o.last_error,
-                        o.created_at,
-                        o.next_attempt_at,
-                    )
-                    .join(outbox, o.message_pk == m.pk)
-                    .where(o.state == state)
-                    .order_by(o.created_at)
-                    .limit(limit)
-                )
-                .mappings()
-                .all()
-            )
-        return [dict(r) for r in rows]
-
-    return {"state": state, "messages": await run_in_threadpool(read)}
+) -> OperatorOutbox:
+    rows = await read(node, lambda conn: inbox.outbox_by_state(conn, state, limit))
+    return OperatorOutbox.model_validate({"state": state, "messages": rows})
 
 
 @router.post(
     "/operator/outbox/{message_id}/retry",
     summary="Queue a failed message for delivery again (operators)",
-    responses={200: ex.json_example(RETRY_EXAMPLE), **problems(401, 403, 404, 422)},
+    response_model=Requeued,
+    responses=problems(401, 403, 404, 422),
 )
-async def operator_retry(
-    message_id: MessageIdPath, node: NodeDep, who: OperatorDep
-) -> dict[str, Any]:
+async def operator_retry(message_id: MessageIdPath, node: NodeDep, who: OperatorDep) -> Requeued:
     await node.committer.run(RequeueUnit(node.party, message_id, who.name))
     if node.delivery is not None:
         node.delivery.wake()
-    return {"id": message_id, "status": "queued"}
+    return Requeued(id=message_id, status="queued")

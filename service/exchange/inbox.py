@@ -120,6 +120,29 @@ def inbox_page(
     return items, cursor
 
 
+def outbox_by_state(conn: Connection, state: str, limit: int) -> list[dict[str, Any]]:
+    """Outbound messages in one delivery state (pending, delivered, failed), oldest first."""
+    m = messages.c
+    o = outbox.c
+    rows = conn.execute(
+        select(
+            m.message_id,
+            m.recipient,
+            m.type,
+            m.status,
+            o.attempts,
+            o.last_error,
+            o.created_at,
+            o.next_attempt_at,
+        )
+        .join(outbox, o.message_pk == m.pk)
+        .where(o.state == state)
+        .order_by(o.created_at)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
 @dataclass
 class AckUnit:
     sender: str

@@ -1,0 +1,136 @@
+"""The answers of the local API (the agency's systems and operators), as pydantic models.
+
+Every endpoint declares one of these as its `response_model`, so `/openapi.json`
+describes each answer exactly and the node cannot answer outside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api import examples as ex
+
+# The delivery state of an outbound message: waiting for (another) attempt, delivered
+# with the partner's receipt, refused by the partner (final), or failed after the
+# last attempt.
+MessageStatus = Literal["queued", "delivered", "refused", "failed"]
+AttemptOutcome = Literal["delivered", "retry", "refused", "conflict"]
+OutboxState = Literal["pending", "delivered", "failed"]
+
+
+class _Answer(BaseModel):
+    # `from` is a Python keyword: such members are written by alias.
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class Accepted(_Answer):
+    """A message signed and queued for delivery."""
+
+    id: str = Field(description="The message id (a UUID, version 7)")
+    status: Literal["queued"]
+    status_url: str = Field(description="Where the message's status is read")
+    audit_index: int = Field(description="The index of the `send.queued` audit entry")
+    removed_fields: list[str] = Field(
+        description="Fields the partner's access rule removed before signing"
+    )
+
+
+class Attempt(_Answer):
+    attempt: int
+    at: float = Field(description="Unix seconds")
+    outcome: AttemptOutcome
+    http_status: int | None
+    error: str | None = Field(description="The partner's problem code, or the failure")
+
+
+class Receipt(_Answer):
+    jws: str = Field(description="The partner's signed receipt, compact JWS")
+    payload: dict[str, Any] | None = Field(description="Its decoded payload")
+    partner_audit_index: int | None
+
+
+class Reply(_Answer):
+    id: str
+    sender: str = Field(alias="from")
+    type: str
+    audit_index: int | None
+
+
+class OutboundStatus(_Answer):
+    """An outbound message: its attempts, the partner's receipt, and replies received."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.STATUS_EXAMPLE]})
+
+    id: str
+    to: str
+    type: str
+    agreement: str
+    purpose: str
+    reply_to: str | None
+    status: MessageStatus
+    audit_index: int
+    removed_fields: list[str]
+    attempts: list[Attempt]
+    next_attempt_at: float | None = Field(description="Unix seconds, while queued")
+    last_error: str | None
+    receipt: Receipt | None
+    replies: list[Reply] = Field(description="Inbound messages whose reply_to is this one")
+
+
+class InboxMessage(_Answer):
+    id: str
+    sender: str = Field(alias="from")
+    type: str
+    agreement: str
+    purpose: str
+    reply_to: str | None
+    received_at: float = Field(description="Unix seconds")
+    audit_index: int
+    acked: bool
+    body: dict[str, Any] | None = Field(description="The body; null once purged")
+    purged: bool
+
+
+class InboxPage(_Answer):
+    """Accepted inbound messages, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.INBOX_EXAMPLE]})
+
+    messages: list[InboxMessage]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page")
+
+
+class Acknowledged(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.ACK_EXAMPLE]})
+
+    id: str
+    sender: str = Field(alias="from")
+    acked: Literal[True]
+    changed: bool = Field(description="False when it had been acknowledged before")
+
+
+class OutboxItem(_Answer):
+    message_id: str
+    recipient: str
+    type: str
+    status: MessageStatus
+    attempts: int
+    last_error: str | None
+    created_at: float
+    next_attempt_at: float | None
+
+
+class OperatorOutbox(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.OPERATOR_OUTBOX_EXAMPLE]})
+
+    state: OutboxState
+    messages: list[OutboxItem]
+
+
+class Requeued(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.RETRY_EXAMPLE]})
+
+    id: str
+    status: Literal["queued"]
