@@ -23,7 +23,7 @@ from service.audit.checkpoint import Checkpoint, sign_checkpoint
 from service.audit.entries import DELIVERY_ATTEMPT, AuditEvent
 from service.db import migrate
 from service.db.engine import create_engines
-from service.db.groupcommit import AuditOnly, GroupCommitter
+from service.ledger.committer import AuditOnly, GroupCommitter
 from service.protocol.keys import generate_private_key
 
 NAME = "append"

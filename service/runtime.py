@@ -20,12 +20,12 @@ from service.config import NodeConfig
 from service.config.build import registry_from_config
 from service.db import migrate
 from service.db.engine import Engines, create_engines
-from service.db.groupcommit import AuditOnly, GroupCommitter
 from service.db.tables import node_state
 from service.exchange.attempts import prefetch_outbox
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
 from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_existing
 from service.exchange.outbound import OutboundPolicy
+from service.ledger.committer import AuditOnly, GroupCommitter
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key

@@ -25,8 +25,8 @@ from service.api.tokens import Principal
 from service.audit import entries as ev
 from service.audit import queries, store
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import AuditOnly
 from service.db.tables import checkpoints
+from service.ledger.committer import AuditOnly
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 from service.runtime import Node

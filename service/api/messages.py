@@ -8,8 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import NodeDep
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
-from service.db.groupcommit import AuditOnly
 from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
+from service.ledger.committer import AuditOnly
 from service.protocol.problems import Problem
 
 router = APIRouter(tags=["exchange"])

@@ -1,7 +1,7 @@
 """The audit log in the database: appends inside the writer's transaction, reads for proofs.
 
 Every append happens while the caller holds the audit head row lock (see
-`service.db.groupcommit`), so indices are dense and gapless across processes. Interior
+`service.ledger.committer`), so indices are dense and gapless across processes. Interior
 hashes are stored as perfect subtrees (level, k); any root or proof at any size reads
 O(log n) of them in one query.
 """

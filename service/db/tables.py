@@ -42,7 +42,7 @@ class MessageRow(SQLModel, table=True):
         Index("ix_messages_created", "created_at"),
     )
 
-    # Given by the writer: one more than `audit_index` (see groupcommit.row_key).
+    # Given by the writer: one more than `audit_index` (see ledger.committer.row_key).
     pk: int | None = Field(default=None, sa_column=Column(int64(), primary_key=True))
     direction: str = Field(max_length=3)
     sender: str = Field(max_length=40)

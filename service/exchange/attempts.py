@@ -9,8 +9,8 @@ from sqlalchemy import Connection, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import Tx, row_key
 from service.db.tables import delivery_attempts, messages, outbox, signed_versions
+from service.ledger.committer import Tx, row_key
 from service.protocol.problems import Problem
 
 

@@ -23,9 +23,9 @@ import httpx
 from sqlalchemy import or_, select, update
 
 from service.db.engine import Engines
-from service.db.groupcommit import GroupCommitter, Tx
 from service.db.tables import messages, outbox, signed_versions
 from service.exchange.attempts import AttemptResult, AttemptUnit, ResignUnit, SignedCopy
+from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
 from service.protocol import envelope, jws
 from service.protocol.keys import SigningKey

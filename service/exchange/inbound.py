@@ -19,9 +19,9 @@ from sqlalchemy import Connection, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import Tx
 from service.db.tables import messages
 from service.exchange.rows import defer_message
+from service.ledger.committer import Tx
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, select, update
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import Tx
 from service.db.tables import delivery_attempts, messages, outbox
+from service.ledger.committer import Tx
 from service.protocol import envelope, jws
 from service.protocol.problems import Problem
 

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.groupcommit import AuditOnly, GroupCommitter, Tx
 from service.db.tables import messages, outbox, signed_versions
 from service.exchange.attempts import outbox_key
 from service.exchange.rows import defer_message
+from service.ledger.committer import AuditOnly, GroupCommitter, Tx
 from service.partners.agreements import check_agreement
 from service.partners.fields import filter_fields
 from service.partners.registry import PartnerRegistry

@@ -21,8 +21,8 @@ from sqlalchemy import delete, select, update
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.clock import rfc3339
-from service.db.groupcommit import GroupCommitter, Tx
 from service.db.tables import messages, outbox, signed_versions
+from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.retention")

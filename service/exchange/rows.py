@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.db.groupcommit import Tx, row_key
 from service.db.tables import messages
+from service.ledger.committer import Tx, row_key
 from service.protocol.envelope import Envelope
 
 

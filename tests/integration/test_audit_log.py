@@ -19,8 +19,8 @@ from service.audit.offline import verify_export
 from service.clock import FixedClock
 from service.db import migrate
 from service.db.engine import Engines, create_engines
-from service.db.groupcommit import AuditOnly, GroupCommitter, Tx
 from service.db.tables import audit_entries, audit_head, audit_nodes, checkpoints
+from service.ledger.committer import AuditOnly, GroupCommitter, Tx
 from service.protocol.problems import Problem
 
 NAME = "migex/KZ:MIA"

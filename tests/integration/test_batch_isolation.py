@@ -20,11 +20,11 @@ from service.audit import store
 from service.audit.entries import AuditEvent
 from service.clock import FixedClock
 from service.config import load_config
-from service.db.groupcommit import AuditOnly
 from service.db.tables import audit_entries, messages
 from service.exchange.inbound import AcceptUnit, check_inbound
 from service.exchange.inbox import AckUnit
 from service.exchange.outbound import RequeueUnit
+from service.ledger.committer import AuditOnly
 from service.main import create_app
 from service.protocol.problems import Problem
 from service.runtime import Node

@@ -18,9 +18,9 @@ from service.audit.entries import AuditEvent
 from service.clock import FixedClock
 from service.db import migrate
 from service.db.engine import Engines, create_engines
-from service.db.groupcommit import GroupCommitter, Tx
 from service.db.tables import audit_entries, messages
 from service.exchange.rows import defer_message
+from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
 from tests.support.batches import in_one_batch

@@ -8,8 +8,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from service.db.groupcommit import GroupCommitter, Tx
 from service.exchange.outbound import OutboundRequest, QueueUnit, prepare
+from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.problems import Problem
 from service.runtime import Node
 from tests.support.nodes import example_body

@@ -39,8 +39,8 @@ from service.audit import store
 from service.audit.entries import AuditEvent
 from service.db.engine import Engines
 from service.db.failures import is_bad_value, is_outage
-from service.db.ratelimit import RateBuckets
 from service.db.tables import audit_head, checkpoints
+from service.ledger.ratelimit import RateBuckets
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.writer")
