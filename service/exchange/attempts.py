@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import delivery_attempts, messages, outbox, signed_versions
-from service.ledger.committer import Tx, row_key
+from service.ledger.cache import BatchCache, OutboxClaim
+from service.ledger.committer import Tx, Unit, row_key
 from service.protocol.problems import Problem
 
 
@@ -44,7 +46,7 @@ class ResignUnit:
     message_pk: int
     copy: SignedCopy
 
-    needs_savepoint = False
+    needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> None:
         c = self.copy
@@ -66,12 +68,7 @@ class ResignUnit:
         """Nothing to record: the caller sees the problem and the lease lets the row be retried."""
 
 
-def outbox_key(pk: int) -> tuple[str, int]:
-    """`tx.claimed` key of an outbox row's (state, lease owner) as this batch leaves it."""
-    return ("outbox", pk)
-
-
-def prefetch_outbox(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
+def prefetch_outbox(conn: Connection, cache: BatchCache, units: Sequence[Unit[Any]]) -> None:
     """Read the outbox rows of this batch's AttemptUnits in one query."""
     pks = sorted({u.job_pk for u in units if isinstance(u, AttemptUnit)})
     for start in range(0, len(pks), 500):
@@ -80,8 +77,8 @@ def prefetch_outbox(conn: Connection, claimed: dict[Any, Any], units: list[Any])
                 outbox.c.message_pk.in_(pks[start : start + 500])
             )
         ):
-            claimed[outbox_key(int(row.message_pk))] = (row.state, row.lease_owner)
-    claimed["outbox-prefetched"] = True
+            cache.outbox.load(int(row.message_pk), OutboxClaim(row.state, row.lease_owner))
+    cache.outbox.prefetched = True
 
 
 @dataclass
@@ -89,7 +86,7 @@ class AttemptUnit:
     """Record one attempt: its row, its audit entries, the outbox and message state.
 
     Its writes are deferred to the end of the batch (nothing can refuse after the outbox
-    row is read), so it needs no savepoint; the row's new state is left in `tx.claimed`
+    row is read), so it needs no savepoint; the row's new state is left in `tx.cache`
     for later units of the same batch.
     """
 
@@ -102,16 +99,17 @@ class AttemptUnit:
     max_attempts: int
     next_at: float
     owner: str
-    needs_savepoint = False
+    needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> str:
         r = self.result
-        key = outbox_key(self.job_pk)
-        if key not in tx.claimed and "outbox-prefetched" not in tx.claimed:
-            prefetch_outbox(tx.conn, tx.claimed, [self])
-        if key not in tx.claimed:
+        outbox_rows = tx.cache.outbox
+        if self.job_pk not in outbox_rows and not outbox_rows.prefetched:
+            prefetch_outbox(tx.conn, tx.cache, [self])
+        row = outbox_rows.get(self.job_pk)
+        if row is None:
             raise Problem("not-found", f"no outbox row for message {self.message_id}")
-        state, lease_owner = tx.claimed[key]
+        state, lease_owner = row
         final = self._final_state(state)
         index = tx.audit.append(self._event(ev.DELIVERY_ATTEMPT, final, code=r.code))
         tx.defer(
@@ -173,7 +171,10 @@ class AttemptUnit:
             values = {}
         tx.defer_update(outbox, "message_pk", self.job_pk, values)
         tx.defer_update(messages, "pk", self.job_pk, msg_values)
-        tx.claim(key, (values.get("state", state), values.get("lease_owner", lease_owner)))
+        outbox_rows.claim(
+            self.job_pk,
+            OutboxClaim(values.get("state", state), values.get("lease_owner", lease_owner)),
+        )
         return final
 
     def _final_state(self, current: str) -> str:

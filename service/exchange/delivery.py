@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -371,6 +371,7 @@ class ClaimUnit:
     limit: int
     lease_seconds: float
     skip_locked: bool
+    needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> list[Job]:
         o = outbox.c
@@ -385,7 +386,7 @@ class ClaimUnit:
             .limit(self.limit)
         )
         # Rows whose attempt is recorded in this batch keep their lease until it commits.
-        recorded = [key[1] for key in tx.claimed if isinstance(key, tuple) and key[0] == "outbox"]
+        recorded = list(tx.cache.outbox)
         if recorded:
             due = due.where(o.message_pk.not_in(recorded))
         if self.skip_locked:

@@ -10,10 +10,10 @@ then uniqueness), then stores the message, its audit entry and its signed receip
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, select
 
@@ -21,7 +21,8 @@ from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import messages
 from service.exchange.rows import defer_message
-from service.ledger.committer import Tx
+from service.ledger.cache import BatchCache, KnownMessage
+from service.ledger.committer import Tx, Unit
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
@@ -189,10 +190,10 @@ class ReceiptSigner:
         return jws.sign_compact(self.key, jsonstrict.dumps(receipt.to_dict()))
 
 
-def prefetch_existing(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
+def prefetch_existing(conn: Connection, cache: BatchCache, units: Sequence[Unit[Any]]) -> None:
     """Look up which messages of this batch's AcceptUnits are already stored, one query
     per sender (so the (sender, message_id) index is used); each unit then finds its
-    answer in `tx.claimed` (absent = new)."""
+    answer in `tx.cache.messages` (absent = new)."""
     by_sender: dict[str, set[str]] = {}
     for unit in units:
         if isinstance(unit, AcceptUnit):
@@ -205,12 +206,11 @@ def prefetch_existing(conn: Connection, claimed: dict[Any, Any], units: list[Any
             )
         )
         for row in rows:
-            claimed[("message", sender, row.message_id)] = (
-                row.digest,
-                bytes(row.receipt),
-                int(row.audit_index),
+            cache.messages.load(
+                (sender, row.message_id),
+                KnownMessage(row.digest, bytes(row.receipt), int(row.audit_index)),
             )
-    claimed["prefetched"] = True
+    cache.messages.prefetched = True
 
 
 @dataclass
@@ -222,17 +222,18 @@ class AcceptUnit:
 
     checked: Checked
     signer: ReceiptSigner
-    needs_savepoint = False
+    needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> Stored:
         c = self.checked
         env = c.env
         self._take_token(tx)
-        key = ("message", env.iss, env.id)
-        existing = tx.claimed.get(key)
-        if existing is None and "prefetched" not in tx.claimed:
-            prefetch_existing(tx.conn, tx.claimed, [self])
-            existing = tx.claimed.get(key)
+        known = tx.cache.messages
+        key = (env.iss, env.id)
+        existing = known.get(key)
+        if existing is None and not known.prefetched:
+            prefetch_existing(tx.conn, tx.cache, [self])
+            existing = known.get(key)
         if c.stale_problem is not None and (existing is None or existing[0] != c.digest):
             raise c.stale_problem
         if c.schema_problem is not None:
@@ -260,7 +261,7 @@ class AcceptUnit:
             audit_index=index,
             receipt=receipt,
         )
-        tx.claim(key, (c.digest, receipt, index))
+        known.claim(key, KnownMessage(c.digest, receipt, index))
         return Stored(receipt, index, created=True)
 
     def _take_token(self, tx: Tx) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Connection, select, update
 
@@ -148,6 +148,7 @@ class AckUnit:
     sender: str
     message_id: str
     client: str
+    needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> bool:
         m = messages.c

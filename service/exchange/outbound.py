@@ -10,15 +10,15 @@ import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import messages, outbox, signed_versions
-from service.exchange.attempts import outbox_key
 from service.exchange.rows import defer_message
+from service.ledger.cache import OutboxClaim
 from service.ledger.committer import AuditOnly, GroupCommitter, Tx
 from service.partners.agreements import check_agreement
 from service.partners.fields import filter_fields
@@ -176,7 +176,7 @@ class QueueUnit:
 
     req: OutboundRequest
     prepared: Prepared
-    needs_savepoint = False
+    needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> Queued:
         p = self.prepared
@@ -254,6 +254,7 @@ class RequeueUnit:
     node: str
     message_id: str
     operator: str
+    needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> None:
         m = messages.c
@@ -265,7 +266,8 @@ class RequeueUnit:
         if row is None:
             raise Problem("not-found", f"no outbound message {self.message_id}")
         # An attempt recorded earlier in this batch is not written yet; its state counts.
-        state = tx.claimed.get(outbox_key(int(row.pk)), (row.state, None))[0]
+        claimed = tx.cache.outbox.get(int(row.pk))
+        state = row.state if claimed is None else claimed.state
         if state != "failed":
             raise Problem(
                 "invalid-parameters", f"message {self.message_id} is not in the failed state"
@@ -288,7 +290,7 @@ class RequeueUnit:
             },
         )
         tx.defer_update(messages, "pk", int(row.pk), {"status": "queued"})
-        tx.claim(outbox_key(int(row.pk)), ("pending", None))
+        tx.cache.outbox.claim(int(row.pk), OutboxClaim("pending", None))
         tx.audit.append(
             AuditEvent(
                 ev.MESSAGE_REQUEUED,

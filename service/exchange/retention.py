@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import delete, select, update
 
@@ -54,6 +54,7 @@ class PurgeUnit:
 
     cutoff: float
     limit: int = BATCH_SIZE
+    needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> PurgeBatch:
         m = messages.c

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import psycopg
 from sqlalchemy import Connection, Table, Update, bindparam, insert, update
@@ -40,14 +40,15 @@ from service.audit.entries import AuditEvent
 from service.db.engine import Engines
 from service.db.failures import is_bad_value, is_outage
 from service.db.tables import audit_head, checkpoints
+from service.ledger.cache import BatchCache
 from service.ledger.ratelimit import RateBuckets
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.writer")
 
 CheckpointSigner = Callable[[int, bytes], str]
-# Reads what a batch's units will look up, into the batch's `claimed` map.
-Prefetch = Callable[[Connection, dict[Any, Any], list[Any]], None]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass
@@ -56,8 +57,8 @@ class Tx:
 
     `defer` queues an insert that the writer runs with all others of its table in one
     executemany at the end of the batch, and `defer_update` likewise an update of one
-    row by its key; `claimed` lets units see rows deferred by earlier units of the same
-    batch (e.g. a message id already taken, an outbox row's new state). A deferred row
+    row by its key; `cache` lets units see rows deferred by earlier units of the same
+    batch (a message id already taken, an outbox row's new state). A deferred row
     carries its primary key: `row_key` of the audit entry that created it.
     """
 
@@ -66,9 +67,8 @@ class Tx:
     now: float
     rates: RateBuckets
     deferred: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
-    claimed: dict[Any, Any] = field(default_factory=dict)
+    cache: BatchCache = field(default_factory=BatchCache)
     updates: list[tuple[Table, str, Any, dict[str, Any]]] = field(default_factory=list)
-    _claim_log: list[Any] = field(default_factory=list)
 
     def defer(self, table: Table, row: dict[str, Any]) -> None:
         self.deferred.append((table, row))
@@ -78,28 +78,22 @@ class Tx:
         if values:
             self.updates.append((table, key, value, values))
 
-    def claim(self, key: Any, value: Any) -> None:
-        self.claimed[key] = value
-        self._claim_log.append(key)
-
-    def mark(self) -> tuple[int, int, int, int, int]:
+    def mark(self) -> tuple[int, int, int, int, tuple[int, int]]:
         return (
             self.audit.mark(),
             self.rates.mark(),
             len(self.deferred),
             len(self.updates),
-            len(self._claim_log),
+            self.cache.mark(),
         )
 
-    def reset(self, mark: tuple[int, int, int, int, int]) -> None:
-        audit, rates, deferred, updates, claims = mark
+    def reset(self, mark: tuple[int, int, int, int, tuple[int, int]]) -> None:
+        audit, rates, deferred, updates, cache = mark
         self.audit.reset(audit)
         self.rates.reset(rates)
         del self.deferred[deferred:]
         del self.updates[updates:]
-        for key in self._claim_log[claims:]:
-            self.claimed.pop(key, None)
-        del self._claim_log[claims:]
+        self.cache.reset(cache)
 
     def flush_deferred(self) -> None:
         """Run the deferred inserts, then the deferred updates. Rows carry their primary
@@ -159,11 +153,16 @@ def row_key(audit_index: int) -> int:
     return audit_index + 1
 
 
-class Unit(Protocol):
-    """Work done inside a batch. A unit that writes only through `tx.defer` (and raises
-    before deferring anything) may set `needs_savepoint = False` to save two round trips."""
+class Unit(Protocol[T_co]):
+    """Work done inside a batch, whose `run` gives the submitter its `T_co`.
 
-    def run(self, tx: Tx) -> Any:
+    `needs_savepoint`: whether the unit's work runs in a savepoint of its own. A unit
+    that writes only through `tx.defer` (and raises before deferring anything) sets it
+    False, which saves two round trips; its rollback is then `tx.reset` alone."""
+
+    needs_savepoint: ClassVar[bool]
+
+    def run(self, tx: Tx) -> T_co:
         """Do the work; raise Problem to refuse (the work is rolled back)."""
 
     def refused(self, tx: Tx, problem: Problem) -> None:
@@ -175,7 +174,7 @@ class AuditOnly:
     """A unit that only appends events (refusals before any work, queries, attempts)."""
 
     events: list[AuditEvent]
-    needs_savepoint = False
+    needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> int:
         index = -1
@@ -202,10 +201,14 @@ def _refusal(exc: BaseException) -> Problem:
     return Problem("internal", "the request could not be processed; nothing was stored")
 
 
+# Reads what a batch's units will look up into the batch's cache, before they run.
+Prefetch = Callable[[Connection, BatchCache, Sequence[Unit[Any]]], None]
+
+
 @dataclass
-class _Pending:
-    unit: Unit
-    future: Future[Any]
+class _Pending(Generic[T]):
+    unit: Unit[T]
+    future: Future[T]
 
 
 class GroupCommitter:
@@ -235,7 +238,7 @@ class GroupCommitter:
         self._early_prefetch = tuple(early_prefetch)
         self._late_prefetch = tuple(p for p in self._prefetch if p not in self._early_prefetch)
         self._gather = gather_seconds
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.units = 0
@@ -253,18 +256,18 @@ class GroupCommitter:
             self._thread = None
 
     # -- submitting ------------------------------------------------------------
-    def submit(self, unit: Unit) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(self, unit: Unit[T]) -> Future[T]:
+        future: Future[T] = Future()
         if self._thread is None:
             future.set_exception(unavailable("the node is shutting down"))
             return future
         self._queue.put(_Pending(unit, future))
         return future
 
-    async def run(self, unit: Unit) -> Any:
+    async def run(self, unit: Unit[T]) -> T:
         return await asyncio.wrap_future(self.submit(unit))
 
-    def run_sync(self, unit: Unit, timeout: float = 60.0) -> Any:
+    def run_sync(self, unit: Unit[T], timeout: float = 60.0) -> T:
         return self.submit(unit).result(timeout=timeout)
 
     # -- the writer thread -----------------------------------------------------
@@ -297,7 +300,7 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[_Pending[Any]]) -> None:
         # On PostgreSQL the lookups that are safe to make before the head row is locked
         # (a message id stored meanwhile by another process makes the batch's insert
         # fail on the unique constraint, and the batch then runs again with the lookup
@@ -343,7 +346,7 @@ class GroupCommitter:
             else:
                 pending.future.set_exception(value)
 
-    def _fail_on(self, batch: list[_Pending], exc: Exception) -> None:
+    def _fail_on(self, batch: list[_Pending[Any]], exc: Exception) -> None:
         """Fail every unit of a batch that could not be committed."""
         if is_outage(exc):
             log.warning("audit batch not committed: database unavailable: %s", type(exc).__name__)
@@ -358,7 +361,7 @@ class GroupCommitter:
             self._fail(batch, exc)
 
     def _write(
-        self, batch: list[_Pending], *, early: bool, isolate: bool = False
+        self, batch: list[_Pending[Any]], *, early: bool, isolate: bool = False
     ) -> tuple[list[dict[str, Any]], list[tuple[bool, Any]]] | None:
         """Run the batch in one transaction and commit it; None if there was nothing to do.
 
@@ -366,19 +369,19 @@ class GroupCommitter:
         it has run, instead of all together at the end."""
         units = [p.unit for p in batch]
         with self._engines.writer.begin() as conn:
-            claimed: dict[Any, Any] = {}
+            cache = BatchCache()
             if early:
                 for prefetch in self._early_prefetch:
-                    prefetch(conn, claimed, units)
+                    prefetch(conn, cache, units)
             head = store.read_head(conn, for_update=True)
             if not batch and head.size == head.checkpoint_size:
                 return None
             # Entry times never go backwards, so time order is index order.
             now = max(self._clock(), head.last_time)
             appender = store.Appender(self._node, head.size, head.frontier, now)
-            tx = Tx(conn, appender, now, RateBuckets(conn, now), claimed=claimed)
+            tx = Tx(conn, appender, now, RateBuckets(conn, now), cache=cache)
             for prefetch in self._prefetch if not early else self._late_prefetch:
-                prefetch(conn, claimed, units)
+                prefetch(conn, cache, units)
             run = self._run_isolated if isolate else self._run_unit
             results = [run(tx, unit) for unit in units]
             with self._pipelined(conn):
@@ -410,8 +413,8 @@ class GroupCommitter:
             # As SQLAlchemy would have raised it (IntegrityError, DataError, ...).
             raise DBAPIError.instance("pipelined batch writes", None, exc, psycopg.Error) from exc
 
-    def _run_unit(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
-        ok, value = self._in_savepoint(tx, unit.run, getattr(unit, "needs_savepoint", True))
+    def _run_unit(self, tx: Tx, unit: Unit[Any]) -> tuple[bool, Any]:
+        ok, value = self._in_savepoint(tx, unit.run, unit.needs_savepoint)
         if ok:
             return True, value
         problem = (
@@ -421,13 +424,13 @@ class GroupCommitter:
         )
         # The unit's work is rolled back; its refusal entry goes into this same commit.
         refused_ok, error = self._in_savepoint(
-            tx, lambda t: unit.refused(t, problem), getattr(unit, "needs_savepoint", True)
+            tx, lambda t: unit.refused(t, problem), unit.needs_savepoint
         )
         if not refused_ok:
             log.error("refusal could not be recorded: %s", type(error).__name__)
         return False, problem
 
-    def _run_isolated(self, tx: Tx, unit: Unit) -> tuple[bool, Any]:
+    def _run_isolated(self, tx: Tx, unit: Unit[Any]) -> tuple[bool, Any]:
         """Run `unit` and write its rows and entries inside its own savepoint: a write
         that fails on the unit's values rolls back this unit alone, which is refused."""
 
@@ -491,7 +494,7 @@ class GroupCommitter:
         )
 
     @staticmethod
-    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    def _fail(batch: list[_Pending[Any]], exc: BaseException) -> None:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(exc)

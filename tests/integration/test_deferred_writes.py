@@ -4,7 +4,7 @@ per row in batch order, and a refused unit's deferred work dropped."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.tables import audit_entries, messages
 from service.exchange.rows import defer_message
+from service.ledger.cache import BatchCache, KnownMessage
 from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
@@ -207,7 +208,7 @@ def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
     other = create_engines(database_url)
     lookups: list[bool] = []
 
-    def lookup(conn: Connection, claimed: dict[Any, Any], units: list[Any]) -> None:
+    def lookup(conn: Connection, cache: BatchCache, units: Sequence[Any]) -> None:
         found = conn.execute(
             select(messages.c.pk).where(
                 messages.c.sender == "KZ:MIA", messages.c.message_id == racing_id
@@ -215,7 +216,7 @@ def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
         ).first()
         lookups.append(found is not None)
         if found is not None:
-            claimed["stored"] = True
+            cache.messages.load(("KZ:MIA", racing_id), KnownMessage("stored", b"", 0))
         elif len(lookups) == 1:
             with other.writer.begin() as theirs:  # the other process, after this lookup
                 theirs.execute(
@@ -239,7 +240,7 @@ def test_a_message_stored_meanwhile_by_another_process_runs_the_batch_again(
                 )
 
     def store_unless_stored(tx: Tx) -> str:
-        if tx.claimed.get("stored"):
+        if ("KZ:MIA", racing_id) in tx.cache.messages:
             return "found"
         message(tx, message_id=racing_id)
         return "stored"
