@@ -11,7 +11,9 @@ from service.api.deps import NodeDep
 from service.api.openapi import problems
 from service.db.groupcommit import AuditOnly
 from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
+from service.exchange.refusals import RefusalUnit, source_digest
 from service.protocol.problems import Problem
+from service.runtime import Node
 
 router = APIRouter(tags=["exchange"])
 
@@ -46,6 +48,23 @@ async def _read(request: Request, limit: int) -> bytes:
             raise Problem("too-large", f"the body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _record_refusal(request: Request, node: Node, facts: Facts, problem: Problem) -> None:
+    """Append the refusal's entry. Before the signature verified, the sender is unproven:
+    its source address's rate decides between an entry of its own and a count
+    (docs/protocol.md, clarification 3)."""
+    if not facts.unsigned:
+        await node.committer.run(AuditOnly([facts.refusal(problem)]))
+        return
+    client = request.client
+    source = node.sources.source(
+        client.host if client else None, request.headers.getlist("x-forwarded-for")
+    )
+    digest = source_digest(source)
+    unit = RefusalUnit(facts.refusal(problem, source=digest), digest, node.refusal_limits)
+    if await node.committer.run(unit) is None:
+        node.metrics.observe_unlogged_refusal(problem.code)
 
 
 def _is_jose(content_type: str | None) -> bool:
@@ -96,8 +115,7 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         if not _is_jose(request.headers.get("content-type")):
             raise Problem("unsupported-media-type", f"send the JWS as {JOSE}")
     except Problem as problem:
-        facts = Facts(digest=None)
-        await node.committer.run(AuditOnly([facts.refusal(problem)]))
+        await _record_refusal(request, node, Facts(digest=None), problem)
         raise
     now = node.clock()
     try:
@@ -109,7 +127,7 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         if refused.facts.authentic and refused.facts.env is not None:
             request.state.message_id = refused.facts.env.id
             request.state.partner = refused.facts.env.iss
-        await node.committer.run(AuditOnly([refused.facts.refusal(refused.problem)]))
+        await _record_refusal(request, node, refused.facts, refused.problem)
         raise refused.problem from None
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss

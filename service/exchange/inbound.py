@@ -72,6 +72,9 @@ class Facts:
     env: Envelope | None = None
     authentic: bool = False
     rule: str | None = None
+    # False once the signature verified with a pinned key: before, nothing proves who
+    # sent the message, and its refusal is subject to the source's rate (refusals.py).
+    unsigned: bool = True
 
     def claim_kid(self, kid: str, registry: PartnerRegistry) -> None:
         self.kid = kid
@@ -105,8 +108,11 @@ class Facts:
             detail=details,
         )
 
-    def refusal(self, problem: Problem) -> AuditEvent:
-        return self.event(ev.MESSAGE_REFUSED, "refused", code=problem.code, status=problem.status)
+    def refusal(self, problem: Problem, *, source: str | None = None) -> AuditEvent:
+        """The refusal's entry; `source` is the digest of an unproven sender's address."""
+        return self.event(
+            ev.MESSAGE_REFUSED, "refused", code=problem.code, status=problem.status, source=source
+        )
 
 
 class Refused(Exception):
@@ -143,6 +149,7 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
     facts.claim_kid(parsed.kid, policy.registry)
     partner, key = policy.registry.key_for(parsed.kid, parsed.alg)
     jws.verify(parsed, key.public)
+    facts.unsigned = False
     env = envelope.parse_payload(
         parsed.payload, max_depth=policy.max_depth, max_members=policy.max_members
     )

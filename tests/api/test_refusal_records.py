@@ -17,12 +17,15 @@ from sqlalchemy import select
 
 from service.db.tables import audit_entries
 from service.exchange.inbound import text_digest
+from service.exchange.refusals import UNKNOWN_SOURCE, source_digest
 from service.protocol import envelope, jws
 from service.runtime import Node
 from tests.support.nodes import Federation, envelope_for
 
 JOSE = {"Content-Type": "application/jose"}
 MARK = "ZHAKSYBEKOVA AIGERIM 910314401230"
+# The test client's peer is "testclient", which is no address.
+SOURCE = source_digest(UNKNOWN_SOURCE)
 
 
 def _b64(data: bytes) -> str:
@@ -56,7 +59,11 @@ def test_an_unknown_kid_is_recorded_as_its_digest_only(
     assert resp.status_code == 401, resp.text
     (refusal,) = _refusals(client)
     assert refusal["code"] == "unknown-key"
-    assert refusal["detail"] == {"status": 401, "claimed_kid_digest": text_digest(kid)}
+    assert refusal["detail"] == {
+        "status": 401,
+        "claimed_kid_digest": text_digest(kid),
+        "source": SOURCE,
+    }
     assert text_digest(kid).startswith("sha-256:")
     assert all(MARK.encode() not in leaf for leaf in _leaves(client))
 
@@ -67,7 +74,11 @@ def test_a_kid_of_key_id_form_that_no_partner_has_is_a_digest(
     kid = "UZ:MIA#AIGERIM-910314401230"
     client.post("/v1/messages", content=_token(federation, _header(kid)), headers=JOSE)
     (refusal,) = _refusals(client)
-    assert refusal["detail"] == {"status": 401, "claimed_kid_digest": text_digest(kid)}
+    assert refusal["detail"] == {
+        "status": 401,
+        "claimed_kid_digest": text_digest(kid),
+        "source": SOURCE,
+    }
 
 
 def test_a_pinned_kid_is_kept_as_text(client: TestClient, federation: Federation) -> None:
@@ -78,7 +89,11 @@ def test_a_pinned_kid_is_kept_as_text(client: TestClient, federation: Federation
     assert client.post("/v1/messages", content=token, headers=JOSE).status_code == 401
     (refusal,) = _refusals(client)
     assert refusal["code"] == "bad-signature"
-    assert refusal["detail"] == {"status": 401, "claimed_kid": federation.uz.kid}
+    assert refusal["detail"] == {
+        "status": 401,
+        "claimed_kid": federation.uz.kid,
+        "source": SOURCE,
+    }
 
 
 def test_a_revoked_kid_is_kept_as_text(
@@ -139,7 +154,8 @@ def test_no_text_an_unproven_sender_chose_enters_the_log(
         assert b"0f6f5d6e" not in leaf
     for refusal in refusals:
         assert refusal["from"] is refusal["message_id"] is refusal["type"] is None
-        assert set(refusal["detail"]) <= {"status", "claimed_kid", "claimed_kid_digest"}
+        assert set(refusal["detail"]) <= {"status", "claimed_kid", "claimed_kid_digest", "source"}
+        assert refusal["detail"].get("source", SOURCE) == SOURCE
 
 
 @pytest.mark.parametrize("kid", [MARK, "UZ:MIA#2026-01 ", "uz:mia#2026-01", "UZ:MIA#"])
