@@ -9,9 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import NodeDep
 from service.api.openapi import problems
-from service.db.groupcommit import AuditOnly
 from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
-from service.exchange.refusals import RefusalUnit, source_digest
+from service.exchange.refusals import refusal_unit
 from service.protocol.problems import Problem
 from service.runtime import Node
 
@@ -51,19 +50,12 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 async def _record_refusal(request: Request, node: Node, facts: Facts, problem: Problem) -> None:
-    """Append the refusal's entry. Before the signature verified, the sender is unproven:
-    its source address's rate decides between an entry of its own and a count
-    (docs/protocol.md, clarification 3)."""
-    if not facts.unsigned:
-        await node.committer.run(AuditOnly([facts.refusal(problem)]))
-        return
+    """Record a refusal under its source's logging rate (docs/protocol.md, clarification 3)."""
     client = request.client
     source = node.sources.source(
         client.host if client else None, request.headers.getlist("x-forwarded-for")
     )
-    digest = source_digest(source)
-    unit = RefusalUnit(facts.refusal(problem, source=digest), digest, node.refusal_limits)
-    if await node.committer.run(unit) is None:
+    if await node.committer.run(refusal_unit(facts, problem, source, node.refusal_limits)) is None:
         node.metrics.observe_unlogged_refusal(problem.code)
 
 

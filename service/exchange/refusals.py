@@ -30,8 +30,9 @@ from sqlalchemy import Connection, Engine, delete, select
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.clock import rfc3339
-from service.db.groupcommit import GroupCommitter, Tx
+from service.db.groupcommit import AuditOnly, GroupCommitter, Tx
 from service.db.tables import node_state, rate_buckets
+from service.exchange.inbound import Facts
 from service.protocol.problems import Problem
 from service.protocol.receipts import message_digest
 
@@ -240,6 +241,19 @@ class RefusalUnit:
 
     def refused(self, tx: Tx, problem: Problem) -> None:  # pragma: no cover - run never refuses
         raise problem
+
+
+def refusal_unit(
+    facts: Facts, problem: Problem, source: str, limits: RefusalLimits
+) -> RefusalUnit | AuditOnly:
+    """The writer's unit that records a refusal of a request from `source` (an address,
+    see `SourceRule`). Before the signature verified, the sender is unproven and the
+    source's rate decides between an entry of its own and a count; after, the refusal
+    always gets its entry. The unit returns the entry's index, or None if counted."""
+    if not facts.unsigned:
+        return AuditOnly([facts.refusal(problem)])
+    digest = source_digest(source)
+    return RefusalUnit(facts.refusal(problem, source=digest), digest, limits)
 
 
 @dataclass
