@@ -95,6 +95,9 @@ def serve(
         timeout_keep_alive=15,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # The node names a request's source itself, trusting X-Forwarded-For only from
+        # the configured listen.trusted_proxies (uvicorn would trust 127.0.0.1's).
+        proxy_headers=False,
     )
 
 

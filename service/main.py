@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from service.api import audit, errors, health, local, messages, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
-from service.exchange import retention
+from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
@@ -79,6 +79,15 @@ def create_app(
                     stopping=stopping,
                 )
             )
+            tally_task = asyncio.create_task(
+                refusals.run_periodically(
+                    node.committer,
+                    node.engines.reader,
+                    clock=clock,
+                    limits=node.refusal_limits,
+                    stopping=stopping,
+                )
+            )
             try:
                 yield
             finally:
@@ -87,6 +96,8 @@ def create_app(
                 if worker_task is not None:
                     await worker_task
                 await purge_task
+                # Last: writes every open refusal tally before the writer stops.
+                await tally_task
                 node.close()
 
     app = FastAPI(

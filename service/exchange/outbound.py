@@ -5,9 +5,9 @@ one commit)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
+from asyncio import to_thread
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -326,7 +326,7 @@ async def queue_outbound(
     """
     work = functools.partial(prepare, req, policy, now)
     try:
-        prepared = work() if inline else await asyncio.to_thread(work)
+        prepared = work() if inline else await to_thread(work)
     except Problem as problem:
         await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
         raise
