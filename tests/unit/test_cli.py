@@ -265,13 +265,24 @@ def test_audit_messages_checks_the_stored_messages_against_the_log(
         assert "FAILED: 1 findings" in result.output
 
 
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104  (what the container image sets)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("env", "args", "expected"),
     [
         ({}, [], ("127.0.0.1", 8000)),
-        ({"MIGEX_LISTEN_HOST": "0.0.0.0", "MIGEX_LISTEN_PORT": "8100"}, [], ("0.0.0.0", 8100)),
-        ({"MIGEX_LISTEN_HOST": "0.0.0.0"}, ["--host", "::1", "--port", "8200"], ("::1", 8200)),
+        (
+            {"MIGEX_LISTEN_HOST": EVERY_INTERFACE, "MIGEX_LISTEN_PORT": "8100"},
+            [],
+            (EVERY_INTERFACE, 8100),
+        ),
+        (
+            {"MIGEX_LISTEN_HOST": EVERY_INTERFACE},
+            ["--host", "::1", "--port", "8200"],
+            ("::1", 8200),
+        ),
     ],
 )
 def test_serve_listens_where_the_environment_says_unless_the_options_say_otherwise(

@@ -8,8 +8,10 @@ that every block of the guide was run by some step.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import shlex
 import tarfile
 import threading
 import time
@@ -40,6 +42,11 @@ UZ_AUDITOR = "uz-auditor-dev-token"
 # Guide blocks no step runs, and why: the .env block sets passwords before a first start
 # (the suite runs with the development defaults it documents next to it).
 EXEMPT_BLOCKS = ("openssl rand",)
+OPERATORS_DOC = ROOT / "docs" / "operators.md"
+HARDENING_FLAGS = {
+    "--user", "--tmpfs", "--cap-drop", "--security-opt", "--memory", "--cpus",
+    "--pids-limit", "--log-driver", "--log-opt",
+}  # fmt: skip
 # The image, less its base image: 118 MB before the build was trimmed, 88 MB after.
 IMAGE_LAYERS_LIMIT = 100 * 1024 * 1024
 
@@ -143,6 +150,22 @@ def test_containers_run_hardened(stack: Stack, node: str) -> None:
     assert probe == ["10001", "0000000000000000", "1", "30"]
 
 
+def hardening_options() -> list[str]:
+    """The run options of the `docker run` example in docs/operators.md that set how the
+    container runs (user, filesystem, privileges, limits, logs), as written there."""
+    text = OPERATORS_DOC.read_text("utf-8")
+    [example] = [b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "docker run" in b]
+    words = shlex.split(example.replace("\\\n", " "))
+    options: list[str] = []
+    for flag, value in itertools.pairwise(words):
+        if flag in HARDENING_FLAGS:
+            options += [flag, value]
+    if "--read-only" in words:
+        options.append("--read-only")
+    assert {o for o in options if o.startswith("--")} == {*HARDENING_FLAGS, "--read-only"}
+    return options
+
+
 def test_image_default_command_is_reachable_with_a_loopback_configuration(
     stack: Stack,
 ) -> None:
@@ -158,8 +181,7 @@ def test_image_default_command_is_reachable_with_a_loopback_configuration(
     name = f"{stack.project}-docker-run"
     stack.docker(
         "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8000",
-        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges:true",
+        *hardening_options(),
         "-v", f"{stack.project}_tj-secrets:/run/secrets:ro",
         "-v", f"{stack.project}_public-keys:/etc/migex/public:ro",
         "-v", f"{path}:/etc/migex/node.yaml:ro",
