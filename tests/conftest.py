@@ -17,24 +17,47 @@ from service.main import create_app
 from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import NOW, Federation, make_party
 
-REQUIRE_PG = os.environ.get("MIGEX_REQUIRE_PG") == "1"
+# A suite named here is required when its variable is "1": a skipped test of that marker,
+# or none run at all, fails the session.
+REQUIRED_SUITES = {
+    "postgres": ("PostgreSQL suite", os.environ.get("MIGEX_REQUIRE_PG") == "1"),
+    "docker": ("live deployment suite", os.environ.get("MIGEX_REQUIRE_DOCKER") == "1"),
+}
 
-_pg_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+_outcomes: dict[str, dict[str, int]] = {
+    marker: {"passed": 0, "skipped": 0, "failed": 0} for marker in REQUIRED_SUITES
+}
+_skip_reasons: dict[str, set[str]] = {marker: set() for marker in REQUIRED_SUITES}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
-        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+    for marker, outcomes in _outcomes.items():
+        if marker in report.keywords and (report.when == "call" or report.skipped):
+            outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
+            if report.skipped and isinstance(report.longrepr, tuple):
+                _skip_reasons[marker].add(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not REQUIRE_PG or session.config.option.collectonly:
+    if session.config.option.collectonly:
         return
-    if _pg_outcomes["skipped"] or not (_pg_outcomes["passed"] + _pg_outcomes["failed"]):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(
-            f"\nPostgreSQL suite required but ran {_pg_outcomes['passed'] + _pg_outcomes['failed']} "
-            f"tests and skipped {_pg_outcomes['skipped']}"
+    for marker, (name, required) in REQUIRED_SUITES.items():
+        outcomes = _outcomes[marker]
+        ran = outcomes["passed"] + outcomes["failed"]
+        if required and (outcomes["skipped"] or not ran):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\n{name} required but ran {ran} tests and skipped {outcomes['skipped']}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly when the live deployment suite did not run, and why."""
+    outcomes = _outcomes["docker"]
+    if outcomes["skipped"] and not outcomes["passed"] + outcomes["failed"]:
+        reasons = "; ".join(sorted(_skip_reasons["docker"])) or "skipped"
+        terminalreporter.write_sep("=", "live deployment suite SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_line(
+            f"tests/deploy/live did not run: {reasons}. Start a Docker engine with Compose v2 "
+            "to run it (MIGEX_REQUIRE_DOCKER=1 makes a skip fail the run)."
         )
 
 
