@@ -53,6 +53,7 @@ def _is_jose(content_type: str | None) -> bool:
         "original receipt for a re-delivery of the same bytes, or a problem document."
     ),
     status_code=201,
+    response_class=Response,
     openapi_extra={
         "requestBody": {
             "required": True,
