@@ -57,7 +57,7 @@ def create_app(
             max_connections=settings.concurrency * 2,
             max_keepalive_connections=settings.concurrency * 2,
         )
-        async with transport or PartnerTransport(limits) as http:
+        async with transport or _partner_transport(limits) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,
@@ -100,6 +100,32 @@ def create_app(
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
     return app
+
+
+def _partner_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The delivery transport named by MIGEX_DELIVERY_TRANSPORT (for the delivery
+    benchmark's comparison): `own` (the default), `httpx`, or `httpx-asyncio`
+    (httpx's transport and httpcore's pool on the asyncio network backend)."""
+    choice = os.environ.get("MIGEX_DELIVERY_TRANSPORT", "own")
+    if choice == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
+    if choice == "httpx-asyncio":
+        import httpcore
+
+        from service.exchange.netbackend import AsyncioBackend
+
+        shared = httpx.AsyncHTTPTransport(limits=limits)
+        shared._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )
+        return shared
+    if choice != "own":
+        raise RuntimeError(f"MIGEX_DELIVERY_TRANSPORT={choice!r}: own, httpx or httpx-asyncio")
+    return PartnerTransport(limits)
 
 
 def app_from_env() -> FastAPI:
