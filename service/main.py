@@ -103,28 +103,14 @@ def create_app(
 
 
 def _partner_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """The delivery transport named by MIGEX_DELIVERY_TRANSPORT (for the delivery
-    benchmark's comparison): `own` (the default), `httpx`, or `httpx-asyncio`
-    (httpx's transport and httpcore's pool on the asyncio network backend)."""
+    """The node's own transport (`exchange/netbackend.py`), or httpx's with
+    MIGEX_DELIVERY_TRANSPORT=httpx, which the delivery benchmark compares it with
+    (httpx's reads no proxy variables: a node behind a proxy uses its own)."""
     choice = os.environ.get("MIGEX_DELIVERY_TRANSPORT", "own")
     if choice == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits)
-    if choice == "httpx-asyncio":
-        import httpcore
-
-        from service.exchange.netbackend import AsyncioBackend
-
-        shared = httpx.AsyncHTTPTransport(limits=limits)
-        shared._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
-        )
-        return shared
     if choice != "own":
-        raise RuntimeError(f"MIGEX_DELIVERY_TRANSPORT={choice!r}: own, httpx or httpx-asyncio")
+        raise RuntimeError(f"MIGEX_DELIVERY_TRANSPORT={choice!r}: `own` or `httpx`")
     return PartnerTransport(limits)
 
 
