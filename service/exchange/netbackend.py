@@ -314,7 +314,7 @@ class PartnerTransport(httpx.AsyncBaseTransport):
     `limits` bound the requests in flight and the open connections
     (`max_connections`), the idle connections kept for reuse, over all partners
     (`max_keepalive_connections`), and how long one is kept (`keepalive_expiry`).
-    `proxies` maps `http` / `https` to a proxy URL (`http://[user:password@]host:port`)
+    `proxies` maps `http` / `https` to a proxy URL (`[http://][user:password@]host:port`)
     and `no` to the NO_PROXY list; by default they come from the environment."""
 
     def __init__(
@@ -343,7 +343,8 @@ class PartnerTransport(httpx.AsyncBaseTransport):
         self._proxy_for: dict[tuple[bytes, bytes, int], httpcore.AsyncHTTPProxy | None] = {}
 
     def _proxy_pool(self, url: str) -> httpcore.AsyncHTTPProxy:
-        proxy = httpx.Proxy(url)
+        # `host:port` alone is an http:// proxy, as curl and urllib take it.
+        proxy = httpx.Proxy(url if "://" in url else f"http://{url}")
         if proxy.url.scheme != "http":
             raise ValueError(
                 f"proxy {proxy.url.copy_with(username=None, password=None)}: only http:// "
