@@ -165,8 +165,9 @@ def measure(
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         received = nodes.accepted_count(url_b)
+    label = f"{concurrency}-{transport}" if transport else f"{concurrency}"
     for name in ("a", "b"):
-        (OUT / f"delivery-{concurrency}-{name}.log").write_text((tmp / f"{name}.log").read_text())
+        (OUT / f"delivery-{label}-{name}.log").write_text((tmp / f"{name}.log").read_text())
     return {
         "queued": queued,
         "queue_seconds": queue_seconds,
