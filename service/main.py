@@ -57,7 +57,7 @@ def create_app(
             max_connections=settings.concurrency * 2,
             max_keepalive_connections=settings.concurrency * 2,
         )
-        async with transport or PartnerTransport(limits) as http:
+        async with transport or _partner_transport(limits) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,
@@ -111,6 +111,18 @@ def create_app(
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
     return app
+
+
+def _partner_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The node's own transport (`exchange/netbackend.py`), or httpx's with
+    MIGEX_DELIVERY_TRANSPORT=httpx, which the delivery benchmark compares it with
+    (httpx's reads no proxy variables: a node behind a proxy uses its own)."""
+    choice = os.environ.get("MIGEX_DELIVERY_TRANSPORT", "own")
+    if choice == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
+    if choice != "own":
+        raise RuntimeError(f"MIGEX_DELIVERY_TRANSPORT={choice!r}: `own` or `httpx`")
+    return PartnerTransport(limits)
 
 
 def app_from_env() -> FastAPI:
