@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.db.groupcommit import GroupCommitter, Tx
-from service.exchange.outbound import OutboundRequest, QueueUnit, prepare
+from service.exchange.outbound import OutboundRequest, Prepared, QueueUnit, prepare
 from service.protocol.problems import Problem
 from service.runtime import Node
 from tests.support.nodes import example_body
@@ -44,6 +44,18 @@ def in_one_batch(committer: GroupCommitter, *units: Any) -> list[Future[Any]]:
     return futures
 
 
+def prepare_on(node: Node, req: OutboundRequest) -> Prepared:
+    """`req` checked, cut and signed by `node`, as its local API does."""
+    return prepare(
+        req,
+        node=node.party,
+        registry=node.registry,
+        key=node.signing_key,
+        now=node.clock(),
+        max_observations=node.config.limits.max_observations,
+    )
+
+
 def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
     """A statistics dataset for UZ:MIA, prepared as the route prepares it; `overrides`
     then change its envelope as a client value that slipped past the edge would."""
@@ -54,14 +66,7 @@ def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
         "statistics",
         example_body("statistics.migration-flows"),
     )
-    prepared = prepare(
-        req,
-        node=node.party,
-        registry=node.registry,
-        key=node.signing_key,
-        now=node.clock(),
-        max_observations=node.config.limits.max_observations,
-    )
+    prepared = prepare_on(node, req)
     if overrides:
         env = dataclasses.replace(prepared.env, **overrides)
         prepared = dataclasses.replace(prepared, env=env)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.exchange.outbound import OutboundRequest, prepare, refusal_event
+from service.exchange.outbound import OutboundRequest, refusal_event
 from service.protocol.problems import Problem
 from service.runtime import Node
+from tests.support.batches import prepare_on
 from tests.support.nodes import example_body
 
 STATISTICS = OutboundRequest(
@@ -36,14 +37,7 @@ def test_a_value_that_could_not_be_signed_is_invalid_parameters(
 ) -> None:
     req = OutboundRequest(**{**STATISTICS.__dict__, member: value})
     with pytest.raises(Problem) as refused:
-        prepare(
-            req,
-            node=kz_node.party,
-            registry=kz_node.registry,
-            key=kz_node.signing_key,
-            now=kz_node.clock(),
-            max_observations=kz_node.config.limits.max_observations,
-        )
+        prepare_on(kz_node, req)
     assert refused.value.code == "invalid-parameters"
     assert refused.value.extra["errors"]
 
