@@ -1,7 +1,7 @@
 """JWS compact serialization (RFC 7515 section 7.1) as the protocol profiles it.
 
-The protected header holds exactly `alg`, `kid` and `typ` (PROTOCOL.md section
-3). Algorithms: `Ed25519` (RFC 9864), `EdDSA` with an Ed25519 key (RFC 8037) and
+The protected header holds exactly `alg`, `kid` and `typ` (docs/protocol.md section
+2). Algorithms: `Ed25519` (RFC 9864), `EdDSA` with an Ed25519 key (RFC 8037) and
 `ES256` with a raw 64-byte R||S signature (RFC 7518 section 3.4) whose S is in the
 lower half of the group order (docs/protocol.md section 2: for every ECDSA signature
 (R, S) the pair (R, n - S) verifies too, so without this rule anyone holding a
