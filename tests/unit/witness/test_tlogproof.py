@@ -39,7 +39,7 @@ def witness_key(n: int) -> Ed25519PrivateKey:
 
 
 def witness_name(n: int) -> str:
-    return f"migex-witness/{['KZ', 'KG', 'TJ'][n - 1]}:MIA"
+    return f"migex/{['KZ', 'KG', 'TJ'][n - 1]}:MIA/witness"
 
 
 def witness_vkey(n: int) -> str:
