@@ -338,6 +338,32 @@ def audit_prove(
         typer.echo(line)
 
 
+@audit_app.command("prove-delivery")
+def audit_prove_delivery(
+    proof: Annotated[Path, typer.Argument(help="A delivery proof, FILE.tlog-proof.")],
+    policy: Annotated[
+        Path, typer.Option(help="C2SP tlog-policy file: the witnesses that count, the quorum.")
+    ],
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The receiver's checkpoint verifier key, or @file (default: the policy's log lines)."
+        ),
+    ] = None,
+) -> None:
+    """Verify offline that a partner logged a delivered message, under a witnessed checkpoint."""
+    from service.witness.policy import PolicyError, parse_policy
+    from service.witness.tlogproof import TlogProofError, prove_delivery
+
+    vkeys = [Path(k[1:]).read_text().strip() if k.startswith("@") else k for k in key or []]
+    try:
+        lines = prove_delivery(proof.read_bytes(), parse_policy(policy.read_bytes()), vkeys)
+    except (PolicyError, TlogProofError) as exc:
+        raise _fail(f"FAILED: {exc}") from None
+    for line in lines:
+        typer.echo(line)
+
+
 # -- retention ------------------------------------------------------------------
 @retention_app.command("purge")
 def retention_purge(config: ConfigOpt) -> None:

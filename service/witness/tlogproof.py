@@ -272,3 +272,20 @@ def _unb64(text: str, what: str) -> bytes:
         return b64_decode(text)
     except ValueError as exc:
         raise TlogProofError(f"{what} is not canonical base64") from exc
+
+
+def prove_delivery(proof: str | bytes, policy: Policy, log_vkeys: Sequence[str] = ()) -> list[str]:
+    """Verify a delivery proof offline; the lines ``migex audit prove-delivery`` prints.
+
+    Raises :class:`TlogProofError` if the proof fails any check of
+    :func:`verify_proof` or its leaf is not a receiver's ``message.accepted`` entry.
+    """
+    proven = verify_proof(proof, policy, log_vkeys)
+    record = delivery_record(proven)
+    witnesses = ", ".join(f"{name} at {ts}" for name, ts in sorted(proven.cosigned.items()))
+    return [
+        f"ok: {record.receiver} logged message {record.message_id} from {record.sender}"
+        f" ({record.digest}) at {record.time}",
+        f"ok: entry {proven.index} is in {proven.origin} at tree size {proven.size}",
+        f"ok: the checkpoint meets the witness policy; cosigned by {witnesses or 'no witness'}",
+    ]
