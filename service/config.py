@@ -199,6 +199,13 @@ class RuleConfig(_Section):
     fields: FieldPaths | None = None
 
 
+class DeliveryProofsConfig(_Section):
+    """Protocol v1.1 with a partner: delivery proofs travel both ways (docs/protocol.md)."""
+
+    agreement: Ident
+    policy_file: FilePath
+
+
 class PartnerConfig(_Section):
     party: Party
     name: Text
@@ -206,6 +213,7 @@ class PartnerConfig(_Section):
     keys: Annotated[tuple[PartnerKeyConfig, ...], Lax, Field(min_length=1)]
     rate_limit: RateLimitConfig = RateLimitConfig()
     rules: Annotated[tuple[RuleConfig, ...], Lax] = ()
+    delivery_proofs: DeliveryProofsConfig | None = None
 
 
 class TokenConfig(_Section):
@@ -362,6 +370,14 @@ def _place(file: Path, base: Path, override_dir: str | None) -> Path:
     return file if file.is_absolute() else base / file
 
 
+def _placed_proofs(
+    proofs: DeliveryProofsConfig | None, base: Path, public_dir: str | None
+) -> DeliveryProofsConfig | None:
+    if proofs is None:
+        return None
+    return proofs.model_copy(update={"policy_file": _place(proofs.policy_file, base, public_dir)})
+
+
 def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeConfig:
     """Make every file path absolute: relative to the file, or in an override directory."""
     secrets_dir = env.get(ENV_SECRETS_DIR)
@@ -382,7 +398,8 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
                     if k.jwk_file is None
                     else k.model_copy(update={"jwk_file": _place(k.jwk_file, base, public_dir)})
                     for k in p.keys
-                )
+                ),
+                "delivery_proofs": _placed_proofs(p.delivery_proofs, base, public_dir),
             }
         )
         for p in cfg.partners

@@ -193,3 +193,53 @@ class SignedVersionRow(SQLModel, table=True):
 
 
 signed_versions = SignedVersionRow.__table__  # type: ignore[attr-defined]
+
+
+class DeliveryProofRow(SQLModel, table=True):
+    """As a sender: a verified C2SP tlog-proof that the receiver logged one outbound message.
+
+    Protocol v1.1 (docs/protocol.md, "Protocol v1.1: delivery proofs"). `proof` is the
+    whole `.tlog-proof` text, checkable offline with the receiver's pinned key and the
+    witness policy; `tree_size` is the size of its cosigned checkpoint.
+    """
+
+    __tablename__ = "delivery_proofs"
+
+    message_pk: int = Field(primary_key=True, foreign_key="messages.pk")
+    receiver: str = Field(max_length=40)
+    audit_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    proof: str = Field(sa_column=Column(Text, nullable=False))
+    proofs_message_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stored_at: float
+
+
+class PartnerCheckpointRow(SQLModel, table=True):
+    """As a sender: the largest cosigned checkpoint of a partner's log this node verified.
+
+    Each later one must be consistent with it; the one of a delivery proof is kept with
+    the proof itself.
+    """
+
+    __tablename__ = "partner_checkpoints"
+
+    party: str = Field(primary_key=True, max_length=40)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    verified_at: float
+
+
+class ProofsSentRow(SQLModel, table=True):
+    """As a receiver: the size of the last checkpoint whose proofs went to a partner."""
+
+    __tablename__ = "proofs_sent"
+
+    party: str = Field(primary_key=True, max_length=40)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sent_at: float
+
+
+delivery_proofs = DeliveryProofRow.__table__  # type: ignore[attr-defined]
+partner_checkpoints = PartnerCheckpointRow.__table__  # type: ignore[attr-defined]
+proofs_sent = ProofsSentRow.__table__  # type: ignore[attr-defined]

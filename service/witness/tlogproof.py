@@ -124,6 +124,49 @@ def parse_proof(text: str | bytes) -> TlogProof:
     return TlogProof(extra, index, path, checkpoint)
 
 
+@dataclass(frozen=True)
+class CosignedCheckpoint:
+    """A checkpoint verified with a pinned log key whose cosignatures meet a policy."""
+
+    checkpoint: Checkpoint
+    note: str
+    log_vkey: str
+    cosigned: dict[str, int]
+
+
+def verify_cosigned_checkpoint(
+    note: str, policy: Policy, log_vkeys: Sequence[str] = ()
+) -> CosignedCheckpoint:
+    """Check a checkpoint's log signature and that its cosignatures meet ``policy``.
+
+    The checkpoint must be signed by one of ``log_vkeys`` (or, if none are given, of
+    the policy's logs) and its origin must be that key's name (the migex convention:
+    ``migex/<party id>``). Raises :class:`TlogProofError`.
+    """
+    keys = list(log_vkeys) or [log.vkey for log in policy.logs]
+    if not keys:
+        raise TlogProofError("no log key to verify the checkpoint with")
+    cp, vkey = _verify_log_signature(note, keys)
+    report = _meets_policy(policy, note)
+    return CosignedCheckpoint(cp, note, vkey, dict(report.cosigned))
+
+
+def verify_entry(
+    cosigned: CosignedCheckpoint, index: int, leaf: bytes, path: Sequence[bytes]
+) -> ProvenEntry:
+    """Check that ``leaf`` is at ``index`` under a verified checkpoint; raise :class:`TlogProofError`."""
+    cp = cosigned.checkpoint
+    if index >= cp.size:
+        raise TlogProofError(f"index {index} is not in a tree of size {cp.size}")
+    try:
+        merkle.verify_inclusion(index, cp.size, merkle.leaf_hash(leaf), path, cp.root)
+    except merkle.ProofError as exc:
+        raise TlogProofError(f"the entry is not proven in the checkpoint: {exc}") from exc
+    return ProvenEntry(
+        cp.origin, index, leaf, cp.size, cp.root, cosigned.log_vkey, dict(cosigned.cosigned)
+    )
+
+
 def verify_proof(
     proof: TlogProof | str | bytes,
     policy: Policy,
@@ -131,30 +174,14 @@ def verify_proof(
 ) -> ProvenEntry:
     """Verify a proof offline and return what it proves; raise :class:`TlogProofError`.
 
-    The checkpoint must be signed by one of ``log_vkeys`` (or, if none are given, of
-    the policy's logs), its origin must be that key's name (the migex convention:
-    ``migex/<party id>``), its cosignatures must meet ``policy``, the proof must carry
+    The checkpoint must pass :func:`verify_cosigned_checkpoint`, the proof must carry
     the leaf data, and the inclusion path must lead from that leaf to the root.
     """
     parsed = proof if isinstance(proof, TlogProof) else parse_proof(proof)
-    keys = list(log_vkeys) or [log.vkey for log in policy.logs]
-    if not keys:
-        raise TlogProofError("no log key to verify the checkpoint with")
-    cp, vkey = _verify_log_signature(parsed.checkpoint, keys)
-    report = _meets_policy(policy, parsed.checkpoint)
+    cosigned = verify_cosigned_checkpoint(parsed.checkpoint, policy, log_vkeys)
     if parsed.extra is None:
         raise TlogProofError("the proof carries no leaf data ('extra' line)")
-    if parsed.index >= cp.size:
-        raise TlogProofError(f"index {parsed.index} is not in a tree of size {cp.size}")
-    try:
-        merkle.verify_inclusion(
-            parsed.index, cp.size, merkle.leaf_hash(parsed.extra), parsed.path, cp.root
-        )
-    except merkle.ProofError as exc:
-        raise TlogProofError(f"the entry is not proven in the checkpoint: {exc}") from exc
-    return ProvenEntry(
-        cp.origin, parsed.index, parsed.extra, cp.size, cp.root, vkey, dict(report.cosigned)
-    )
+    return verify_entry(cosigned, parsed.index, parsed.extra, parsed.path)
 
 
 def _verify_log_signature(note: str, keys: Sequence[str]) -> tuple[Checkpoint, str]:
