@@ -41,6 +41,7 @@ from service.partners.configtypes import (
     Kids,
     Lax,
     MessageTypes,
+    NoteKeyName,
     Party,
     Purposes,
     Seconds,
@@ -60,6 +61,7 @@ from service.partners.yamlsource import (
     parse_yaml,
     render_loc,
 )
+from service.witness.configcheck import check_witness_config
 
 __all__ = [
     "AgreementConfig",
@@ -79,6 +81,9 @@ __all__ = [
     "Settings",
     "SigningKeyConfig",
     "TokenConfig",
+    "WitnessConfig",
+    "WitnessLogConfig",
+    "WitnessedByConfig",
     "load_config",
     "render_sample_config",
 ]
@@ -117,10 +122,17 @@ class NodeSection(_Section):
     active_kid: Kid
     audit_kid: Kid
     published_kids: Kids | None = None
+    witness_kid: Kid | None = None
+    witness_name: NoteKeyName | None = None
 
     @property
     def country(self) -> str:
         return country_of(self.party)
+
+    @property
+    def cosigner_name(self) -> str:
+        """The key name of this node's cosignatures: `witness_name`, else `migex/<party>/witness`."""
+        return self.witness_name or f"migex/{self.party}/witness"
 
 
 class ListenConfig(_Section):
@@ -216,6 +228,30 @@ class PartnerConfig(_Section):
     delivery_proofs: DeliveryProofsConfig | None = None
 
 
+class WitnessLogConfig(_Section):
+    origin: NoteKeyName
+    vkeys: Annotated[
+        tuple[Annotated[str, StringConstraints(max_length=500)], ...], Lax, Field(min_length=1)
+    ]
+
+
+class WitnessConfig(_Section):
+    """This node as a witness of other logs (C2SP tlog-witness); needs `node.witness_kid`."""
+
+    partners: Annotated[tuple[Party, ...], Lax] | None = None
+    logs: Annotated[tuple[WitnessLogConfig, ...], Lax] = ()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+
+
+class WitnessedByConfig(_Section):
+    """The witnesses of this node's log: a C2SP tlog-policy file and how to reach them."""
+
+    policy_file: FilePath
+    timeout_seconds: Seconds = 5.0
+    backoff_initial_seconds: Seconds = 0.5
+    backoff_max_seconds: Seconds = 30.0
+
+
 class TokenConfig(_Section):
     name: TokenName
     role: Role
@@ -235,6 +271,8 @@ class NodeConfig(_Section):
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
     partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
     tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()
+    witness: WitnessConfig = WitnessConfig()
+    witnessed_by: WitnessedByConfig | None = None
 
     @property
     def party(self) -> str:
@@ -303,6 +341,7 @@ def load_config(
     cfg = _resolve_paths(cfg, path.absolute().parent, environ)
     cfg, findings = read_jwk_files(cfg)
     findings.extend(check_config(cfg))
+    findings.extend(check_witness_config(cfg))
     if check_key_files:
         findings.extend(check_node_key_files(cfg))
     if findings:
@@ -405,4 +444,10 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
         for p in cfg.partners
     )
     node = cfg.node.model_copy(update={"signing_keys": signing})
-    return cfg.model_copy(update={"node": node, "audit": audit, "partners": partners})
+    witnessed_by = cfg.witnessed_by
+    if witnessed_by is not None:
+        policy = _place(witnessed_by.policy_file, base, None)
+        witnessed_by = witnessed_by.model_copy(update={"policy_file": policy})
+    return cfg.model_copy(
+        update={"node": node, "audit": audit, "partners": partners, "witnessed_by": witnessed_by}
+    )

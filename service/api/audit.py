@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from service.api import examples as ex
@@ -16,11 +15,11 @@ from service.audit import entries as ev
 from service.audit import queries, store
 from service.audit.entries import AuditEvent
 from service.db.groupcommit import AuditOnly
-from service.db.tables import checkpoints
 from service.partners.tokens import Principal
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 from service.runtime import Node
+from service.witness.status import cosigned_checkpoint
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -43,8 +42,13 @@ def _size(node: Node) -> int:
 
 @router.get(
     "/checkpoint",
-    summary="Latest signed tree head",
-    description="A C2SP tlog-checkpoint signed note: origin `migex/<party>`, size, base64 root, signature.",
+    summary="Latest signed tree head, with its witnesses' cosignatures",
+    description=(
+        "A C2SP tlog-checkpoint signed note: origin `migex/<party>`, size, base64 root, the "
+        "node's signature and every cosignature gathered from its witnesses. `size` asks for "
+        "the checkpoint of that size; `witnessed=true` for the newest that meets the node's "
+        "witness policy."
+    ),
     response_class=PlainTextResponse,
     responses={
         200: {
@@ -53,21 +57,26 @@ def _size(node: Node) -> int:
             }
         },
         **_AUTH,
+        **problems(404),
     },
 )
-async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
-    await _record(node, who, "checkpoint")
+async def get_checkpoint(
+    node: NodeDep,
+    who: AuditorDep,
+    size: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
+    witnessed: bool = False,
+) -> PlainTextResponse:
+    await _record(node, who, "checkpoint", size=size, witnessed=witnessed or None)
 
-    def latest() -> str | None:
+    def read() -> str | None:
         with node.engines.reader.connect() as conn:
-            row = conn.execute(
-                select(checkpoints.c.note)
-                .order_by(checkpoints.c.size.desc(), checkpoints.c.pk.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else str(row.note)
+            return cosigned_checkpoint(conn, node.witnessing, size=size, witnessed=witnessed)
 
-    note = await run_in_threadpool(latest)
+    note = await run_in_threadpool(read)
+    if note is None and size is not None:
+        raise Problem("not-found", f"no checkpoint of size {size} has been issued")
+    if note is None and witnessed:
+        raise Problem("not-found", "no checkpoint meets the witness policy yet")
     if note is None:
         raise Problem(
             "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}

@@ -164,6 +164,54 @@ class NodeStateRow(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class WitnessLogRow(SQLModel, table=True):
+    """As a witness: the latest checkpoint this node cosigned for one log (its origin).
+
+    Checked and updated in one transaction with the row locked, so no two cosignings
+    of one log can interleave (docs/protocol.md, "Witnessing").
+    """
+
+    __tablename__ = "witness_logs"
+
+    origin: str = Field(primary_key=True, max_length=255)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: float
+    inconsistent: int = 0
+    inconsistent_at: float | None = None
+
+
+class WitnessPeerRow(SQLModel, table=True):
+    """As a witnessed log: what this node knows of one of its witnesses, shared by processes."""
+
+    __tablename__ = "witness_peers"
+
+    # The witness's key name and key id, `<name>+<hex id>`: a new key starts afresh.
+    witness: str = Field(primary_key=True, max_length=300)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    cosigned_pk: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    failures: int = 0
+    next_attempt_at: float = 0.0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: float | None = None
+    last_success_at: float | None = None
+    last_error_at: float | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WitnessCosignatureRow(SQLModel, table=True):
+    """A verified cosignature of one of this node's checkpoints."""
+
+    __tablename__ = "witness_cosignatures"
+
+    checkpoint_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(primary_key=True, max_length=300)
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    received_at: float
+
+
 messages = MessageRow.__table__  # type: ignore[attr-defined]
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 delivery_attempts = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
@@ -173,6 +221,9 @@ audit_head = AuditHeadRow.__table__  # type: ignore[attr-defined]
 checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 rate_buckets = RateBucketRow.__table__  # type: ignore[attr-defined]
 node_state = NodeStateRow.__table__  # type: ignore[attr-defined]
+witness_logs = WitnessLogRow.__table__  # type: ignore[attr-defined]
+witness_peers = WitnessPeerRow.__table__  # type: ignore[attr-defined]
+witness_cosignatures = WitnessCosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 class SignedVersionRow(SQLModel, table=True):
