@@ -22,6 +22,7 @@ from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
+from service.witness.proofsrunner import proofs_task
 from service.witness.runner import witnessing_task
 
 DESCRIPTION = """\
@@ -75,6 +76,7 @@ def create_app(
             witnessing = (
                 witnessing_task(node, clock, transport, stopping) if run_witnessing else None
             )
+            proofs = proofs_task(node, stopping) if run_witnessing else None
             purge_task = asyncio.create_task(
                 retention.run_periodically(
                     node.committer,
@@ -94,6 +96,8 @@ def create_app(
                 await purge_task
                 if witnessing is not None:
                     await witnessing
+                if proofs is not None:
+                    await proofs
                 node.close()
 
     app = FastAPI(

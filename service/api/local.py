@@ -6,6 +6,7 @@ import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,9 @@ from service.exchange.outbound import (
 )
 from service.protocol.envelope import PARTY_RE
 from service.protocol.problems import Problem
+from service.witness.intake import proof_text
+from service.witness.tlogproof import FILE_EXTENSION
+from service.witness.tlogproof import MEDIA_TYPE as TLOG_PROOF_MEDIA_TYPE
 
 router = APIRouter(prefix="/v1", tags=["local"])
 
@@ -83,7 +87,19 @@ STATUS_EXAMPLE: dict[str, Any] = {
             "audit_index": 4790,
         }
     ],
+    "delivery_proof": {"index": 1288, "tree_size": 1300, "stored_at": 1795000003.5},
 }
+PROOF_EXAMPLE = (
+    "c2sp.org/tlog-proof@v1\n"
+    "extra eyJhZ3JlZW1lbnQiOiJjaXMtMTk5OCIsImNvZGUiOm51bGwsImRldGFpbCI6e30s...\n"
+    "index 1288\n"
+    "2tjpnuoVZLT9rb+9lH8hlUZtneeKMda7Qwl/qSdY5g0=\n"
+    "\n"
+    "migex/KG:SRS\n1300\nJmLtoRdbb10Xgr81CRs6hfSZi+DCDUCrGN4obivZYno=\n\n"
+    "\u2014 migex/KG:SRS N2z9P8aW...base64 signature...=\n"
+    "\u2014 migex/KZ:MIA/witness NYeFnAAAAABr...base64 cosignature...=\n"
+    "\u2014 migex/UZ:MIA/witness VmXqqwAAAABr...base64 cosignature...=\n"
+)
 INBOX_EXAMPLE: dict[str, Any] = {
     "messages": [
         {
@@ -221,6 +237,34 @@ async def outbound_status(message_id: str, node: NodeDep, who: ClientDep) -> dic
             return inbox.outbound_status(conn, node.party, message_id)
 
     return await run_in_threadpool(read)
+
+
+@router.get(
+    "/outbox/{message_id}/proof",
+    summary="The partner's proof that it logged a delivered message (C2SP tlog-proof)",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Success",
+            "content": {TLOG_PROOF_MEDIA_TYPE: {"example": PROOF_EXAMPLE}},
+        },
+        **problems(401, 403, 404),
+    },
+)
+async def outbound_proof(message_id: str, node: NodeDep, who: ClientDep) -> PlainTextResponse:
+    def read() -> str | None:
+        with node.engines.reader.connect() as conn:
+            inbox.outbound_status(conn, node.party, message_id)  # 404 for an unknown message
+            return proof_text(conn, node.party, message_id)
+
+    text = await run_in_threadpool(read)
+    if text is None:
+        raise Problem("not-found", f"no delivery proof for message {message_id} yet")
+    return PlainTextResponse(
+        text,
+        media_type=TLOG_PROOF_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{message_id}{FILE_EXTENSION}"'},
+    )
 
 
 @router.get(

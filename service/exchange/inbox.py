@@ -14,6 +14,7 @@ from service.db.groupcommit import Tx
 from service.db.tables import delivery_attempts, messages, outbox
 from service.protocol import envelope, jws
 from service.protocol.problems import Problem
+from service.witness.intake import proof_state
 
 
 def _decoded(token: bytes | None) -> dict[str, Any] | None:
@@ -85,6 +86,7 @@ def outbound_status(conn: Connection, node: str, message_id: str) -> dict[str, A
             "partner_audit_index": row["receipt_audit_index"],
         },
         "replies": replies,
+        "delivery_proof": proof_state(conn, row["pk"]),
     }
 
 

@@ -11,6 +11,7 @@ them already.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -152,14 +153,18 @@ class ProofSender:
             queued += await self._offer_one(party, partner, note, size)
         return queued
 
-    async def _offer_one(self, party: str, partner: PartnerProofs, note: str, size: int) -> int:
+    def _collect(self, party: str, note: str, size: int) -> tuple[int, list[dict[str, Any]]]:
         with self.reader.connect() as conn:
             previous = sent_size(conn, party)
             if size <= previous:
-                return 0
-            bodies = proof_bodies(
-                conn, note, previous, accepted_entries(conn, party, previous, size)
-            )
+                return previous, []
+            entries = accepted_entries(conn, party, previous, size)
+            return previous, proof_bodies(conn, note, previous, entries)
+
+    async def _offer_one(self, party: str, partner: PartnerProofs, note: str, size: int) -> int:
+        previous, bodies = await asyncio.to_thread(self._collect, party, note, size)
+        if size <= previous:
+            return 0
         units = []
         for body in bodies:
             req = OutboundRequest(party, PROOFS_TYPE, partner.agreement, PROOFS_PURPOSE, body)
