@@ -77,6 +77,8 @@ class CheckedBatch:
     stored: list[tuple[int, int, int, str]] = field(default_factory=list)
     invalid: list[tuple[str | None, str]] = field(default_factory=list)  # (message id, reason)
     fork: str | None = None
+    extends_known: bool = False
+    """Whether the checkpoint was shown to extend (or equal) the known one, or none is known."""
 
 
 def check_batch(
@@ -106,6 +108,9 @@ def check_batch(
     batch.fork = _fork(known, cosigned, body.previous_size, body.consistency)
     if batch.fork is not None:
         return batch
+    batch.extends_known = known is None or (
+        body.previous_size == known.size <= cosigned.checkpoint.size
+    )
     for item in body.proofs:
         try:
             proven = verify_entry(
@@ -184,8 +189,8 @@ class StoreProofsUnit:
 
     def _keep_checkpoint(self, tx: Tx) -> None:
         cp = self.batch.cosigned
-        if cp is None or self.batch.fork is not None:
-            return
+        if cp is None or not self.batch.extends_known:
+            return  # only a checkpoint shown to extend the known one replaces it
         values = {
             "size": cp.checkpoint.size,
             "root": cp.checkpoint.root,
