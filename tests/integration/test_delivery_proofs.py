@@ -238,6 +238,11 @@ def test_sender_holds_a_witnessed_proof_that_verifies_offline(pair: Pair, tmp_pa
     assert status["status"] == "delivered"
     assert status["delivery_proof"]["index"] == status["receipt"]["partner_audit_index"]
 
+    metrics = pair.kz.get("/metrics").text
+    assert 'migex_delivery_proofs_held{partner="UZ:MIA"} 1.0' in metrics
+    assert 'migex_delivery_proofs_awaited{partner="UZ:MIA"} 0.0' in metrics
+    assert 'migex_partner_log_forks{partner="UZ:MIA"} 0.0' in metrics
+
     # The independent C2SP client verifies it with the pinned keys: 2 of KZ and TJ.
     bundle = c2sp_proofs.parse(text)
     assert bundle.extra is not None
