@@ -350,12 +350,13 @@ def load_config(
 
 
 def render_sample_config(
-    *, signing_key_file: Path, database_url: str, partner_jwk_file: Path
+    *, signing_key_file: Path, witness_key_file: Path, database_url: str, partner_jwk_file: Path
 ) -> str:
     """The single-node sample configuration (a KZ:MIA node and one partner), filled in."""
     text = resources.files("service").joinpath("sample", SAMPLE_TEMPLATE).read_text("utf-8")
     return Template(text).substitute(
         signing_key_file=json.dumps(str(signing_key_file)),
+        witness_key_file=json.dumps(str(witness_key_file)),
         database_url=json.dumps(database_url),
         partner_jwk_file=json.dumps(str(partner_jwk_file)),
     )

@@ -19,6 +19,7 @@ from service.partners.tokens import Principal
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 from service.runtime import Node
+from service.witness import store as witness_store
 from service.witness.status import cosigned_checkpoint
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -81,6 +82,43 @@ async def get_checkpoint(
         raise Problem(
             "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}
         )
+    return PlainTextResponse(note)
+
+
+@router.get(
+    "/witnessed",
+    summary="As a witness: the latest checkpoint this node cosigned for a log",
+    description=(
+        "The checkpoint note of the log `origin` (e.g. `migex/UZ:MIA`) as the log submitted "
+        "it, with this node's cosignature. An auditor of that log checks its export against "
+        "it with `migex audit verify --cosigned`: a log rewritten since cannot match."
+    ),
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {"example": "migex/UZ:MIA\n12\nAbC...=\n\n— migex/UZ:MIA ...\n"}
+            }
+        },
+        **_AUTH,
+        **problems(404),
+    },
+)
+async def get_witnessed(
+    node: NodeDep,
+    who: AuditorDep,
+    origin: Annotated[str, Query(min_length=1, max_length=255)],
+) -> PlainTextResponse:
+    await _record(node, who, "witnessed", origin=origin)
+
+    def read() -> str | None:
+        with node.engines.reader.connect() as conn:
+            latest = witness_store.read_latest(conn, origin)
+        return None if latest is None or not latest.note else latest.note
+
+    note = await run_in_threadpool(read)
+    if note is None:
+        raise Problem("not-found", f"this node has cosigned no checkpoint of {origin!r}")
     return PlainTextResponse(note)
 
 

@@ -86,13 +86,12 @@ class Cosigner:
         check_request(request, cp)
         for attempt in range(_ATTEMPTS):
             try:
-                self._check_and_record(request, cp, origin)
-                break
+                return self._check_and_record(request, cp, text, origin)
             except IntegrityError:
                 # Another process stored this log's first checkpoint meanwhile: decide again.
                 if attempt == _ATTEMPTS - 1:
                     raise
-        return cosign(text, self.settings.name, self.settings.key, int(self._clock()))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _take_token(self, origin: str) -> None:
         s = self.settings
@@ -111,8 +110,16 @@ class Cosigner:
                 429, "rate-limited", f"too many checkpoints of {origin}; retry in {wait:.1f} s"
             )
 
-    def _check_and_record(self, request: AddCheckpoint, cp: Checkpoint, origin: str) -> None:
+    def _check_and_record(
+        self, request: AddCheckpoint, cp: Checkpoint, text: str, origin: str
+    ) -> str:
+        """Check against the latest cosigned checkpoint and replace it, atomically.
+
+        The stored note is the request's with this witness's cosignature appended, so
+        an auditor can later show what this witness saw (`/v1/audit/witnessed`).
+        """
         refusal: Refusal | None = None
+        line = ""
         with self._engines.writer.begin() as conn:
             now = self._clock()
             stored = store.read_latest(conn, origin, lock=True)
@@ -124,9 +131,11 @@ class Cosigner:
                 if exc.evidence:
                     store.count_inconsistent(conn, origin, now)
             else:
-                store.save_latest(conn, origin, cp, request.note, now, exists=stored is not None)
+                line = cosign(text, self.settings.name, self.settings.key, int(now))
+                cosigned = request.note + line
+                store.save_latest(conn, origin, cp, cosigned, now, exists=stored is not None)
         if refusal is None:
-            return
+            return line
         if refusal.evidence:
             log.warning("log %s submitted an inconsistent checkpoint: %s", origin, refusal.detail)
             self._committer.run_sync(AuditOnly([evidence_event(origin, request, latest, refusal)]))

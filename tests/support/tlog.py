@@ -35,11 +35,13 @@ class MemoryLog:
         return nodes
 
     def root(self, size: int) -> bytes:
+        self.grow(size)
         return merkle.root_from_nodes(size, self._nodes(size))
 
     def proof(self, old: int, new: int) -> list[bytes]:
         if old in (0, new):
             return []
+        self.grow(new)
         return merkle.consistency_proof(old, new, self._nodes(new))
 
     def checkpoint(self, size: int, key: Ed25519PrivateKey | None = None) -> str:
