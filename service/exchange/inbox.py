@@ -15,6 +15,7 @@ from service.db.tables import delivery_attempts, messages, outbox
 from service.protocol import envelope, jws
 from service.protocol.problems import Problem
 from service.witness.intake import proof_state
+from service.witness.partnerproofs import PROOFS_TYPE as NODE_CONSUMED_TYPE
 
 
 def _decoded(token: bytes | None) -> dict[str, Any] | None:
@@ -97,6 +98,8 @@ def inbox_page(
     query = select(messages).where(m.direction == "in")
     if msg_type is not None:
         query = query.where(m.type == msg_type)
+    else:  # the node consumes delivery proofs itself (docs/protocol.md, protocol v1.1)
+        query = query.where(m.type != NODE_CONSUMED_TYPE)
     if unacked:
         query = query.where(m.acked_at.is_(None))
     if after is not None:

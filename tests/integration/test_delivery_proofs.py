@@ -238,6 +238,12 @@ def test_sender_holds_a_witnessed_proof_that_verifies_offline(pair: Pair, tmp_pa
     assert status["status"] == "delivered"
     assert status["delivery_proof"]["index"] == status["receipt"]["partner_audit_index"]
 
+    # The node consumed the proofs message: the agency's inbox shows it only on request.
+    inbox = pair.kz.get("/v1/inbox", headers=CLIENT).json()["messages"]
+    assert all(m["type"] != "audit.inclusion-proofs" for m in inbox)
+    asked = pair.kz.get("/v1/inbox?type=audit.inclusion-proofs", headers=CLIENT).json()
+    assert [m["from"] for m in asked["messages"]] == ["UZ:MIA"]
+
     metrics = pair.kz.get("/metrics").text
     assert 'migex_delivery_proofs_held{partner="UZ:MIA"} 1.0' in metrics
     assert 'migex_delivery_proofs_awaited{partner="UZ:MIA"} 0.0' in metrics
