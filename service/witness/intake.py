@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from service.audit import merkle
 from service.audit.entries import AuditEvent
@@ -164,6 +165,10 @@ class StoreProofsUnit:
 
     def run(self, tx: Tx) -> int:
         b = self.batch
+        # The cursor row is locked first: another process that checked the same
+        # message waits here, then finds it done (the row exists: `ensure_rows`).
+        if _cursor(tx.conn, lock=True) >= b.message_pk:
+            return 0
         stored = 0
         for pk, index, size, proof in b.stored:
             exists = tx.conn.execute(
@@ -198,6 +203,8 @@ class StoreProofsUnit:
             "verified_at": tx.now,
         }
         pc = partner_checkpoints.c
+        if _known(tx.conn, self.batch.receiver) != self.known:
+            return  # changed since the batch was checked: compared against another view
         if self.known is None:
             tx.conn.execute(insert(partner_checkpoints).values(party=self.batch.receiver, **values))
         elif cp.checkpoint.size > self.known.size:
@@ -254,17 +261,25 @@ class StoreProofsUnit:
         """Storing checked proofs refuses nothing."""
 
 
-def _cursor(conn: Connection) -> int:
-    row = conn.execute(select(node_state.c.value).where(node_state.c.key == CURSOR_KEY)).first()
+def _cursor(conn: Connection, *, lock: bool = False) -> int:
+    query = select(node_state.c.value).where(node_state.c.key == CURSOR_KEY)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     return int(row.value) if row is not None else 0
 
 
 def _set_cursor(conn: Connection, pk: int) -> None:
-    done = conn.execute(
-        update(node_state).where(node_state.c.key == CURSOR_KEY).values(value=str(pk))
-    )
-    if done.rowcount == 0:
-        conn.execute(insert(node_state).values(key=CURSOR_KEY, value=str(pk)))
+    conn.execute(update(node_state).where(node_state.c.key == CURSOR_KEY).values(value=str(pk)))
+
+
+def ensure_cursor(conn: Connection) -> None:
+    """Create the intake's cursor row (outside the group commit; a race is harmless)."""
+    if conn.execute(select(node_state.c.key).where(node_state.c.key == CURSOR_KEY)).first():
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(node_state).values(key=CURSOR_KEY, value="0"))
+    except IntegrityError:
+        pass  # another process created it
 
 
 def _known(conn: Connection, party: str) -> KnownCheckpoint | None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from service.audit import store
 from service.audit.checkpoint import parse_checkpoint_text
@@ -44,9 +45,22 @@ class Entry:
     leaf_data: bytes
 
 
-def sent_size(conn: Connection, party: str) -> int:
-    row = conn.execute(select(proofs_sent.c.size).where(proofs_sent.c.party == party)).first()
+def sent_size(conn: Connection, party: str, *, lock: bool = False) -> int:
+    query = select(proofs_sent.c.size).where(proofs_sent.c.party == party)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     return 0 if row is None else int(row.size)
+
+
+def ensure_sent_rows(conn: Connection, parties: Iterable[str], now: float) -> None:
+    """Create each partner's sent-size row at 0 (outside the group commit; races are harmless)."""
+    for party in parties:
+        if conn.execute(select(proofs_sent.c.party).where(proofs_sent.c.party == party)).first():
+            continue
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(proofs_sent).values(party=party, size=0, sent_at=now))
+        except IntegrityError:
+            pass  # another process created it
 
 
 def accepted_entries(conn: Connection, party: str, start: int, end: int) -> list[Entry]:
@@ -108,19 +122,17 @@ class QueueProofsUnit:
     needs_savepoint = True
 
     def run(self, tx: Tx) -> bool:
-        if sent_size(tx.conn, self.party) != self.previous:
-            return False  # another process sent them
+        # The partner's row (`ensure_sent_rows`) is locked: another process offering the
+        # same checkpoint waits here, then finds the size moved on.
+        if sent_size(tx.conn, self.party, lock=True) != self.previous:
+            return False
         for unit in self.units:
             unit.run(tx)
-        done = tx.conn.execute(
+        tx.conn.execute(
             update(proofs_sent)
             .where(proofs_sent.c.party == self.party)
             .values(size=self.size, sent_at=tx.now)
         )
-        if done.rowcount == 0:
-            tx.conn.execute(
-                insert(proofs_sent).values(party=self.party, size=self.size, sent_at=tx.now)
-            )
         return True
 
     def refused(self, tx: Tx, problem: Problem) -> None:  # pragma: no cover - never refuses

@@ -14,8 +14,8 @@ import logging
 
 from service.exchange.outbound import prepare
 from service.runtime import Node
-from service.witness.intake import ProofIntake
-from service.witness.outflow import ProofSender
+from service.witness.intake import ProofIntake, ensure_cursor
+from service.witness.outflow import ProofSender, ensure_sent_rows
 from service.witness.partnerproofs import load_partner_proofs
 from service.witness.status import newest_met, with_cosignatures
 
@@ -76,7 +76,14 @@ class DeliveryProofs:
             found = newest_met(conn, self.node.witnessing)
         return None if found is None else with_cosignatures(*found)
 
+    def ensure_rows(self) -> None:
+        """The rows the units lock: the intake's cursor, each partner's sent size."""
+        with self.node.engines.writer.connect() as conn, conn.begin():
+            ensure_cursor(conn)
+            ensure_sent_rows(conn, self.partners, self.node.clock())
+
     async def run_forever(self, stopping: asyncio.Event) -> None:
+        await asyncio.to_thread(self.ensure_rows)
         while not stopping.is_set():
             try:
                 await self.run_once()

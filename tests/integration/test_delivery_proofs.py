@@ -229,7 +229,6 @@ def send(pair: Pair) -> str:
     return message_id
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sender_holds_a_witnessed_proof_that_verifies_offline(pair: Pair, tmp_path: Path) -> None:
     message_id = send(pair)
     assert pair.kz.get(f"/v1/outbox/{message_id}/proof", headers=CLIENT).status_code == 404
@@ -284,7 +283,6 @@ def follow_409(post: Any, forged: MemoryLog, old: int, size: int) -> int:
     return status
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_rewritten_log_contradicts_the_stored_proof(pair: Pair) -> None:
     message_id = send(pair)
     proof = parse_proof(held_proof(pair, message_id))
