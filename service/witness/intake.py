@@ -214,47 +214,33 @@ class StoreProofsUnit:
 
     def _audit(self, tx: Tx, stored: int) -> None:
         b = self.batch
-        size = b.cosigned.checkpoint.size if b.cosigned is not None else None
         if b.fork is not None and b.cosigned is not None:
-            known = self.known
-            tx.audit.append(
-                AuditEvent(
-                    PROOFS_INCONSISTENT,
-                    "inconsistent",
-                    party=b.receiver,
-                    sender=b.receiver,
-                    message_id=b.message_id,
-                    type=PROOFS_TYPE,
-                    detail={
-                        "reason": b.fork,
-                        "known_checkpoint": known.note if known is not None else None,
-                        "new_checkpoint": b.cosigned.note,
-                    },
-                )
-            )
+            known = self.known.note if self.known is not None else None
+            detail = {
+                "reason": b.fork,
+                "known_checkpoint": known,
+                "new_checkpoint": b.cosigned.note,
+            }
+            tx.audit.append(self._event(PROOFS_INCONSISTENT, "inconsistent", detail))
             return
         for message_id, reason in b.invalid:
-            tx.audit.append(
-                AuditEvent(
-                    PROOFS_INVALID,
-                    "invalid",
-                    party=b.receiver,
-                    sender=b.receiver,
-                    message_id=b.message_id,
-                    type=PROOFS_TYPE,
-                    detail={"proved_message_id": message_id, "reason": reason[:300]},
-                )
-            )
-        tx.audit.append(
-            AuditEvent(
-                PROOFS_STORED,
-                "ok",
-                party=b.receiver,
-                sender=b.receiver,
-                message_id=b.message_id,
-                type=PROOFS_TYPE,
-                detail={"stored": stored, "invalid": len(b.invalid), "tree_size": size},
-            )
+            refused = {"proved_message_id": message_id, "reason": reason[:300]}
+            tx.audit.append(self._event(PROOFS_INVALID, "invalid", refused))
+        size = b.cosigned.checkpoint.size if b.cosigned is not None else None
+        counts = {"stored": stored, "invalid": len(b.invalid), "tree_size": size}
+        tx.audit.append(self._event(PROOFS_STORED, "ok", counts))
+
+    def _event(self, name: str, outcome: str, detail: dict[str, Any]) -> AuditEvent:
+        """An audit entry about the partner's proofs message being processed."""
+        b = self.batch
+        return AuditEvent(
+            name,
+            outcome,
+            party=b.receiver,
+            sender=b.receiver,
+            message_id=b.message_id,
+            type=PROOFS_TYPE,
+            detail=detail,
         )
 
     def refused(self, tx: Tx, problem: Problem) -> None:  # pragma: no cover - never refuses
