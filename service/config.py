@@ -410,12 +410,11 @@ def _place(file: Path, base: Path, override_dir: str | None) -> Path:
     return file if file.is_absolute() else base / file
 
 
-def _placed_proofs(
-    proofs: DeliveryProofsConfig | None, base: Path, public_dir: str | None
-) -> DeliveryProofsConfig | None:
+def _placed_proofs(proofs: DeliveryProofsConfig | None, base: Path) -> DeliveryProofsConfig | None:
+    """A partner's policy file, like `witnessed_by.policy_file`: relative to the file."""
     if proofs is None:
         return None
-    return proofs.model_copy(update={"policy_file": _place(proofs.policy_file, base, public_dir)})
+    return proofs.model_copy(update={"policy_file": _place(proofs.policy_file, base, None)})
 
 
 def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeConfig:
@@ -439,7 +438,7 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
                     else k.model_copy(update={"jwk_file": _place(k.jwk_file, base, public_dir)})
                     for k in p.keys
                 ),
-                "delivery_proofs": _placed_proofs(p.delivery_proofs, base, public_dir),
+                "delivery_proofs": _placed_proofs(p.delivery_proofs, base),
             }
         )
         for p in cfg.partners
