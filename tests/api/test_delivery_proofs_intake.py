@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.audit import store
 from service.protocol.b64 import b64_encode
+from service.witness.outflow import accepted_entries
 from tests.interop.c2sp import tree as c2sp_tree
 from tests.support.nodes import AUDITOR_TOKEN, Federation, envelope_for
 from tests.support.processes import poll
@@ -118,3 +120,12 @@ def test_a_checkpoint_that_does_not_extend_the_verified_one_is_kept_as_a_fork(
     metrics = node.get("/metrics").text
     assert 'migex_partner_log_forks{partner="UZ:MIA"} 1.0' in metrics
     assert 'migex_partner_log_verified_size{partner="UZ:MIA"} 7.0' in metrics
+
+
+def test_proofs_messages_are_never_proven_back(node: TestClient, federation: Federation) -> None:
+    send(node, federation, body(LEAVES, 0, 3))
+    poll(lambda: events(node, "proofs.stored"), timeout=20, what="proofs checked")
+    engines = node.app.state.node.engines  # type: ignore[attr-defined]
+    with engines.reader.connect() as conn:
+        size = store.read_head(conn).size
+        assert accepted_entries(conn, "UZ:MIA", 0, size) == []
