@@ -77,7 +77,10 @@ async def get_checkpoint(
     if note is None and size is not None:
         raise Problem("not-found", f"no checkpoint of size {size} has been issued")
     if note is None and witnessed:
-        raise Problem("not-found", "no checkpoint meets the witness policy yet")
+        detail = "no checkpoint meets the witness policy yet"
+        if node.witnessing is None:
+            detail = "this node has no witness policy (witnessed_by)"
+        raise Problem("not-found", detail)
     if note is None:
         raise Problem(
             "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}
