@@ -22,6 +22,7 @@ from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
+from service.witness.partnerproofs import load_partner_proofs
 from service.witness.proofsrunner import proofs_task
 from service.witness.runner import witnessing_task
 
@@ -45,6 +46,7 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        partner_proofs = load_partner_proofs(config)  # an unusable policy: fail before starting
         node = build_node(config, clock=clock, migrate_on_start=migrate_on_start)
         app.state.node = node
         if freeze_heap:
@@ -76,7 +78,7 @@ def create_app(
             witnessing = (
                 witnessing_task(node, clock, transport, stopping) if run_witnessing else None
             )
-            proofs = proofs_task(node, stopping) if run_witnessing else None
+            proofs = proofs_task(node, partner_proofs, stopping) if run_witnessing else None
             purge_task = asyncio.create_task(
                 retention.run_periodically(
                     node.committer,

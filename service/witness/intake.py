@@ -367,7 +367,7 @@ class ProofIntake:
             return batch, None
         try:
             body = InclusionProofs.model_validate(_body(token))
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, Problem) as exc:
             batch = CheckedBatch(sender, message_id, pk)
             batch.invalid.append((None, f"body: {exc}"[:300]))
             return batch, None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Mapping
 
 from service.exchange.outbound import prepare
 from service.runtime import Node
 from service.witness.intake import ProofIntake, ensure_cursor
 from service.witness.outflow import ProofSender, ensure_sent_rows
-from service.witness.partnerproofs import load_partner_proofs
+from service.witness.partnerproofs import PartnerProofs, load_partner_proofs
 from service.witness.status import newest_met, with_cosignatures
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,15 @@ INTERVAL_SECONDS = 0.5
 class DeliveryProofs:
     """Both sides of protocol v1.1 for one node."""
 
-    def __init__(self, node: Node, interval: float = INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        node: Node,
+        partners: Mapping[str, PartnerProofs] | None = None,
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
         self.node = node
         self.interval = interval
-        self.partners = load_partner_proofs(node.config)
+        self.partners = load_partner_proofs(node.config) if partners is None else partners
         limits = node.config.limits
         bound = functools.partial(
             prepare,
@@ -95,9 +101,11 @@ class DeliveryProofs:
                 pass
 
 
-def proofs_task(node: Node, stopping: asyncio.Event) -> asyncio.Task[None] | None:
+def proofs_task(
+    node: Node, partners: Mapping[str, PartnerProofs], stopping: asyncio.Event
+) -> asyncio.Task[None] | None:
     """The delivery-proofs task; None when no partner speaks protocol v1.1."""
-    proofs = DeliveryProofs(node)
+    proofs = DeliveryProofs(node, partners)
     if not proofs.partners:
         return None
     return asyncio.create_task(proofs.run_forever(stopping), name="migex-delivery-proofs")

@@ -15,8 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.audit import store
+from service.clock import FixedClock
+from service.config import load_config
+from service.main import create_app
 from service.protocol.b64 import b64_encode
 from service.witness.outflow import accepted_entries
+from service.witness.partnerproofs import PartnerProofsError
 from tests.interop.c2sp import tree as c2sp_tree
 from tests.support.nodes import AUDITOR_TOKEN, Federation, envelope_for
 from tests.support.processes import poll
@@ -129,3 +133,23 @@ def test_proofs_messages_are_never_proven_back(node: TestClient, federation: Fed
     with engines.reader.connect() as conn:
         size = store.read_head(conn).size
         assert accepted_entries(conn, "UZ:MIA", 0, size) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        (None, "cannot read it"),
+        ("quorum none\n", "needs a 'log' line with UZ:MIA's checkpoint key"),
+        ("quorum nobody\n", "is not defined"),
+    ],
+)
+def test_a_node_with_an_unusable_partner_policy_does_not_start(
+    federation: Federation, clock: FixedClock, policy: str | None, reason: str
+) -> None:
+    path = federation.tmp / "uz.policy"
+    if policy is not None:
+        path.write_text(policy)
+    federation.mutate = proofs_partner(federation, path)
+    app = create_app(load_config(federation.write_config()), clock=clock)
+    with pytest.raises(PartnerProofsError, match=reason), TestClient(app):
+        pass
