@@ -72,6 +72,17 @@ class SubmitError(Exception):
     """One submission failed; the message is stored as the witness's last error."""
 
 
+class _WitnessAhead(SubmitError):
+    """The witness cosigned a size beyond the checkpoint being submitted."""
+
+    def __init__(self, size: int, ours: int) -> None:
+        super().__init__(
+            f"the witness cosigned size {size}, beyond this log's newest checkpoint "
+            f"({ours}): the log was rolled back or rewritten"
+        )
+        self.size = size
+
+
 class Submitter:
     def __init__(
         self,
@@ -138,7 +149,15 @@ class Submitter:
             await self._db(lambda c: store.release(c, ident, self._owner))
             return
         try:
-            line, timestamp = await self._exchange(witness, ident, peer.size, cp)
+            try:
+                line, timestamp = await self._exchange(witness, ident, peer.size, cp)
+            except _WitnessAhead as ahead:
+                # Another process may have submitted a newer checkpoint than this round's.
+                newer = await asyncio.to_thread(self._newest)
+                if newer is None or newer.size < ahead.size:
+                    raise SubmitError(str(ahead)) from None
+                cp = newer
+                line, timestamp = await self._exchange(witness, ident, ahead.size, cp)
         except SubmitError as exc:
             await self._failed(witness, ident, peer.failures, str(exc))
             return
@@ -170,10 +189,7 @@ class Submitter:
         body_text = _note_body(cp.note)
         for _ in range(_MAX_409_ROUNDS):
             if old > cp.size:
-                raise SubmitError(
-                    f"the witness cosigned size {old}, beyond this log's newest checkpoint "
-                    f"({cp.size}): the log was rolled back or rewritten"
-                )
+                raise _WitnessAhead(old, cp.size)
             proof = await asyncio.to_thread(self._proof, old, cp.size)
             answer = await self._post(witness, render_request(old, proof, cp.note))
             if answer.status_code == 200:
