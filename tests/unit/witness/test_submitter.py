@@ -235,6 +235,22 @@ def test_a_witness_ahead_of_a_stale_round_gets_the_newest_checkpoint(
     assert len(lines) == 1
 
 
+def test_after_a_success_the_process_keeps_the_witness_lease(
+    node: Node, witnesses: dict[str, FakeWitness], clock: FixedClock
+) -> None:
+    append(node, 2)
+    submit_round(node, witnesses, clock, owner="first")
+    with node.engines.reader.connect() as conn:
+        rows = conn.execute(select(witness_peers.c.lease_owner, witness_peers.c.lease_until)).all()
+    assert {owner for owner, _ in rows} == {"first"}
+    assert all(until > clock() for _, until in rows)
+    # Another process finds every witness taken.
+    append(node)
+    before = {n: len(w.requests) for n, w in witnesses.items()}
+    submit_round(node, witnesses, clock, owner="second")
+    assert {n: len(w.requests) for n, w in witnesses.items()} == before
+
+
 def test_a_leased_witness_is_not_submitted_to_by_another_process(
     node: Node, witnesses: dict[str, FakeWitness], clock: FixedClock
 ) -> None:
