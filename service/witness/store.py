@@ -145,8 +145,13 @@ def record_success(
     line: str,
     timestamp: int,
     now: float,
-) -> None:
-    """Store a verified cosignature and release the lease."""
+    keep_until: float,
+) -> bool:
+    """Store a verified cosignature and keep the lease until ``keep_until``.
+
+    False if the lease was no longer ours (it ran out and another process took it):
+    the cosignature is stored all the same, the witness's row is left to its holder.
+    """
     exists = conn.execute(
         select(func.count())
         .select_from(witness_cosignatures)
@@ -165,16 +170,20 @@ def record_success(
                 received_at=now,
             )
         )
-    _release(
-        conn,
-        witness,
-        owner,
-        size=size,
-        cosigned_pk=checkpoint_pk,
-        failures=0,
-        next_attempt_at=now,
-        last_success_at=now,
-    )
+    c = witness_peers.c
+    updated = conn.execute(
+        update(witness_peers)
+        .where(c.witness == witness, c.lease_owner == owner)
+        .values(
+            size=size,
+            cosigned_pk=checkpoint_pk,
+            failures=0,
+            next_attempt_at=now,
+            last_success_at=now,
+            lease_until=keep_until,
+        )
+    ).rowcount
+    return bool(updated == 1)
 
 
 def record_size(conn: Connection, witness: str, owner: str, size: int) -> None:
@@ -205,15 +214,11 @@ def record_failure(
 
 
 def release(conn: Connection, witness: str, owner: str) -> None:
-    _release(conn, witness, owner)
-
-
-def _release(conn: Connection, witness: str, owner: str, **values: object) -> None:
     c = witness_peers.c
     conn.execute(
         update(witness_peers)
         .where(c.witness == witness, c.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None, **values)
+        .values(lease_owner=None, lease_until=None)
     )
 
 

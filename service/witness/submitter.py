@@ -68,8 +68,25 @@ def peer_id(key: CosignerKey) -> str:
     return f"{key.name}+{key.key_id:08x}"
 
 
+@dataclass(frozen=True)
+class _Held:
+    size: int
+    until: float
+
+
 class SubmitError(Exception):
     """One submission failed; the message is stored as the witness's last error."""
+
+
+class _WitnessAhead(SubmitError):
+    """The witness cosigned a size beyond the checkpoint being submitted."""
+
+    def __init__(self, size: int, ours: int) -> None:
+        super().__init__(
+            f"the witness cosigned size {size}, beyond this log's newest checkpoint "
+            f"({ours}): the log was rolled back or rewritten"
+        )
+        self.size = size
 
 
 class Submitter:
@@ -90,6 +107,9 @@ class Submitter:
         self._done: dict[str, int] = {}
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._not_before: dict[str, float] = {}
+        # Leases this process holds, with the size the witness cosigned: valid only
+        # while the lease is (the database row says the same; no other process writes it).
+        self._held: dict[str, _Held] = {}
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
         await asyncio.to_thread(self._ensure_peers)
@@ -125,31 +145,48 @@ class Submitter:
         return started
 
     async def submit(self, witness: Witness, cp: store.StoredCheckpoint) -> None:
-        """One submission of ``cp`` to ``witness``, under the witness's lease."""
+        """One submission of ``cp`` to ``witness``, under the witness's lease.
+
+        After a success the lease is kept (renewed with each success), so the next
+        checkpoint needs no transaction to claim it; a failure releases it.
+        """
         ident = peer_id(witness.key)
         now = self._clock()
-        lease = now + 3 * self.settings.timeout + 5
-        peer = await self._db(lambda c: store.claim(c, ident, self._owner, now, lease))
-        if peer is None:  # another process has it, or it is backing off
-            self._not_before[ident] = now + self.settings.poll * 4
-            return
-        if peer.cosigned_pk is not None and peer.cosigned_pk >= cp.pk:
-            self._done[ident] = peer.cosigned_pk
-            await self._db(lambda c: store.release(c, ident, self._owner))
-            return
+        lease = now + self._lease_seconds()
+        held = self._held.get(ident)
+        if held is not None and held.until > now + self.settings.timeout:
+            size, failures = held.size, 0
+        else:
+            self._held.pop(ident, None)
+            peer = await self._db(lambda c: store.claim(c, ident, self._owner, now, lease))
+            if peer is None:  # another process has it, or it is backing off
+                self._not_before[ident] = now + self.settings.poll * 4
+                return
+            if peer.cosigned_pk is not None and peer.cosigned_pk >= cp.pk:
+                self._done[ident] = peer.cosigned_pk
+                await self._db(lambda c: store.release(c, ident, self._owner))
+                return
+            size, failures = peer.size, peer.failures
         try:
-            line, timestamp = await self._exchange(witness, ident, peer.size, cp)
+            try:
+                line, timestamp = await self._exchange(witness, ident, size, cp)
+            except _WitnessAhead as ahead:
+                # Another process may have submitted a newer checkpoint than this round's.
+                newer = await asyncio.to_thread(self._newest)
+                if newer is None or newer.size < ahead.size:
+                    raise SubmitError(str(ahead)) from None
+                cp = newer
+                line, timestamp = await self._exchange(witness, ident, ahead.size, cp)
         except SubmitError as exc:
-            await self._failed(witness, ident, peer.failures, str(exc))
+            await self._failed(witness, ident, failures, str(exc))
             return
         except Exception as exc:  # never let one witness stop the loop
             log.exception("submission to witness %s failed", witness.name)
-            await self._failed(
-                witness, ident, peer.failures, f"internal error: {type(exc).__name__}"
-            )
+            await self._failed(witness, ident, failures, f"internal error: {type(exc).__name__}")
             return
         done_at = self._clock()
-        await self._db(
+        keep = done_at + self._lease_seconds()
+        kept = await self._db(
             lambda c: store.record_success(
                 c,
                 ident,
@@ -159,10 +196,16 @@ class Submitter:
                 line=line,
                 timestamp=timestamp,
                 now=done_at,
+                keep_until=keep,
             )
         )
+        if kept:
+            self._held[ident] = _Held(cp.size, keep)
         self._done[ident] = cp.pk
         self._not_before.pop(ident, None)
+
+    def _lease_seconds(self) -> float:
+        return 3 * self.settings.timeout + 5
 
     async def _exchange(
         self, witness: Witness, ident: str, old: int, cp: store.StoredCheckpoint
@@ -170,10 +213,7 @@ class Submitter:
         body_text = _note_body(cp.note)
         for _ in range(_MAX_409_ROUNDS):
             if old > cp.size:
-                raise SubmitError(
-                    f"the witness cosigned size {old}, beyond this log's newest checkpoint "
-                    f"({cp.size}): the log was rolled back or rewritten"
-                )
+                raise _WitnessAhead(old, cp.size)
             proof = await asyncio.to_thread(self._proof, old, cp.size)
             answer = await self._post(witness, render_request(old, proof, cp.note))
             if answer.status_code == 200:
@@ -186,6 +226,9 @@ class Submitter:
                 await self._db(
                     functools.partial(store.record_size, witness=ident, owner=self._owner, size=old)
                 )
+                held = self._held.get(ident)
+                if held is not None:
+                    self._held[ident] = _Held(old, held.until)
                 continue
             raise SubmitError(_describe(answer))
         raise SubmitError("the witness's cosigned size kept changing")
@@ -210,6 +253,7 @@ class Submitter:
             raise SubmitError(f"cannot reach the witness: {type(exc).__name__}") from None
 
     async def _failed(self, witness: Witness, ident: str, failures: int, error: str) -> None:
+        self._held.pop(ident, None)
         now = self._clock()
         s = self.settings
         delay = min(s.backoff_max, s.backoff_initial * 2 ** min(failures, 30))

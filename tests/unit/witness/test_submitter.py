@@ -12,7 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from service.audit.checkpoint import parse_checkpoint_text
 from service.audit.entries import AuditEvent
+from service.audit.note import split_note
 from service.clock import FixedClock
 from service.config import load_config
 from service.db.groupcommit import AuditOnly
@@ -203,6 +205,50 @@ def test_a_witness_ahead_of_the_log_is_reported_as_a_rewrite(
         kg = next(p for w, p in store.read_peers(conn).items() if w.startswith("kg."))
     assert kg.last_error is not None
     assert "rolled back or rewritten" in kg.last_error
+
+
+def test_a_witness_ahead_of_a_stale_round_gets_the_newest_checkpoint(
+    node: Node, witnesses: dict[str, FakeWitness], clock: FixedClock
+) -> None:
+    stale = append(node, 2)
+    newest = append(node, 3)
+    # Another process already had the witness cosign the newest checkpoint.
+    cp = parse_checkpoint_text(split_note(newest.note)[0])
+    witnesses["kg"].size, witnesses["kg"].root = cp.size, cp.root
+    assert node.submit is not None
+    settings = node.submit
+    kg = settings.policy.witnesses["kg"]
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=transport(witnesses)) as http:
+            submitter = Submitter(settings, node.engines, clock, http, "test")
+            await asyncio.to_thread(submitter._ensure_peers)
+            await submitter.submit(kg, stale)
+
+    asyncio.run(run())
+    assert witnesses["kg"].requests == [(0, stale.size), (newest.size, newest.size)]
+    with node.engines.reader.connect() as conn:
+        peer = next(p for w, p in store.read_peers(conn).items() if w.startswith("kg."))
+        lines = store.cosignatures(conn, [newest.pk])[newest.pk]
+    assert peer.last_error is None
+    assert peer.cosigned_pk == newest.pk
+    assert len(lines) == 1
+
+
+def test_after_a_success_the_process_keeps_the_witness_lease(
+    node: Node, witnesses: dict[str, FakeWitness], clock: FixedClock
+) -> None:
+    append(node, 2)
+    submit_round(node, witnesses, clock, owner="first")
+    with node.engines.reader.connect() as conn:
+        rows = conn.execute(select(witness_peers.c.lease_owner, witness_peers.c.lease_until)).all()
+    assert {owner for owner, _ in rows} == {"first"}
+    assert all(until > clock() for _, until in rows)
+    # Another process finds every witness taken.
+    append(node)
+    before = {n: len(w.requests) for n, w in witnesses.items()}
+    submit_round(node, witnesses, clock, owner="second")
+    assert {n: len(w.requests) for n, w in witnesses.items()} == before
 
 
 def test_a_leased_witness_is_not_submitted_to_by_another_process(
