@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.head import allow_with_head
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.api")
@@ -62,7 +63,12 @@ async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
                 extra={"errors": [{"path": "/body", "message": detail}]},
             )
         )
-    return problem_response(Problem(_HTTP_CODES.get(exc.status_code, "bad-request"), detail))
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:
+        # Every GET route answers HEAD too (service.api.head).
+        headers["Allow"] = allow_with_head(headers["Allow"])
+    code = _HTTP_CODES.get(exc.status_code, "bad-request")
+    return problem_response(Problem(code, detail, headers=headers))
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
