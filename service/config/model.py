@@ -167,6 +167,12 @@ class LimitsConfig(_Section):
     max_json_members: Annotated[int, Field(ge=1)] = 2_000_000
     max_observations: Annotated[int, Field(ge=1)] = 100_000
     request_timeout_seconds: Seconds = 30.0
+    # The HTTP server's own bounds (service/httpserver.py), per process.
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 16 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=10_000)] = 100
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 512
 
 
 class RefusalsConfig(_Section):
