@@ -249,7 +249,7 @@ class RuleConfig(_Section):
 class DeliveryProofsConfig(_Section):
     """Protocol v1.1 with a partner: delivery proofs travel both ways (docs/protocol.md)."""
 
-    agreement: Ident
+    agreement: AgreementId
     policy_file: FilePath
 
 
