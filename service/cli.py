@@ -430,8 +430,8 @@ def _witness_findings(
     note: str, vkey: str, policy_file: Path | None, cosigned: list[Path], export: Path | None
 ) -> None:
     """Report the witness policy and earlier cosigned checkpoints; fail if any is not ok."""
+    from service.config.witnesscheck import read_policy
     from service.witness.auditing import Finding, cosigned_findings, policy_finding
-    from service.witness.configcheck import read_policy
     from service.witness.policy import PolicyError
 
     try:

@@ -60,6 +60,7 @@ from service.config.types import (
     Text,
     TokenName,
 )
+from service.config.witnesscheck import check_witness_config
 from service.config.yamlsource import (
     Loc,
     YamlDocument,
@@ -69,7 +70,6 @@ from service.config.yamlsource import (
 )
 from service.partners.agreements import country_of
 from service.partners.rules import Direction
-from service.witness.configcheck import check_witness_config
 
 __all__ = [
     "AgreementConfig",

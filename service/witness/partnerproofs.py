@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.config import NodeConfig
-from service.witness.configcheck import PartnerPolicyError, partner_log_policy
+from service.config.witnesscheck import PartnerPolicyError, partner_log_policy
 from service.witness.policy import Policy
 
 PROOFS_TYPE = "audit.inclusion-proofs"
