@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from service.api import audit, errors, health, local, messages, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
+from service.console import web as console
 from service.exchange import retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
@@ -44,6 +45,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         node = build_node(config, clock=clock, migrate_on_start=migrate_on_start)
         app.state.node = node
+        if config.console.enabled:
+            app.state.console = console.ConsoleState.from_node(node)
         if freeze_heap:
             # Everything built so far lives as long as the process. Left in the
             # collector's generations, each full collection walks all of it (tens of
@@ -99,6 +102,8 @@ def create_app(
     observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
+    if config.console.enabled:
+        console.install(app)
     return app
 
 
