@@ -17,25 +17,33 @@ from service.main import create_app
 from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import NOW, Federation, make_party
 
-REQUIRE_PG = os.environ.get("MIGEX_REQUIRE_PG") == "1"
+# A suite that is required fails the run when any of its tests is skipped or none ran:
+# the marker, the variable that requires it, and its name in the message.
+REQUIRED_SUITES = {
+    "postgres": (os.environ.get("MIGEX_REQUIRE_PG") == "1", "PostgreSQL"),
+    "browser": (os.environ.get("MIGEX_REQUIRE_BROWSER") == "1", "Browser"),
+}
 
-_pg_outcomes: dict[str, int] = {"passed": 0, "skipped": 0, "failed": 0}
+_outcomes: dict[str, dict[str, int]] = {
+    marker: {"passed": 0, "skipped": 0, "failed": 0} for marker in REQUIRED_SUITES
+}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "postgres" in report.keywords and (report.when == "call" or report.skipped):
-        _pg_outcomes[report.outcome] = _pg_outcomes.get(report.outcome, 0) + 1
+    for marker, counts in _outcomes.items():
+        if marker in report.keywords and (report.when == "call" or report.skipped):
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not REQUIRE_PG or session.config.option.collectonly:
+    if session.config.option.collectonly:
         return
-    if _pg_outcomes["skipped"] or not (_pg_outcomes["passed"] + _pg_outcomes["failed"]):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(
-            f"\nPostgreSQL suite required but ran {_pg_outcomes['passed'] + _pg_outcomes['failed']} "
-            f"tests and skipped {_pg_outcomes['skipped']}"
-        )
+    for marker, (required, name) in REQUIRED_SUITES.items():
+        counts = _outcomes[marker]
+        ran = counts["passed"] + counts["failed"]
+        if required and (counts["skipped"] or not ran):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print(f"\n{name} suite required but ran {ran} tests and skipped {counts['skipped']}")
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ CSP = "; ".join(
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # "same-origin", not "no-referrer": with no referrer, Chromium sends `Origin: null`
+    # on the console's own form posts, and the origin check below needs the real one.
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
 }
