@@ -1,5 +1,7 @@
-"""A migration-flows dataset as SDMX-CSV 1.0 (docs/records.md), the form statistics
-offices load into their SDMX tools. Pure: a body in, text out.
+"""A migration-flows dataset as SDMX-CSV 2.0.0, the form statistics offices load into
+their SDMX tools: one row per observation, led by the structure it follows
+(`datastructure`, `MIGEX:MIGRATION_FLOWS(1.0)`, docs/records.md) and the action `I`
+(information). Pure: a body in, text out.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from typing import Any
 
 from service.records import sdmx
 
-DATAFLOW = "MIGEX:MIGRATION_FLOWS(1.0)"
-COLUMNS = ("DATAFLOW", *sdmx.DIMENSIONS, "OBS_VALUE", *sdmx.ATTRIBUTES)
+STRUCTURE = "datastructure"
+STRUCTURE_ID = "MIGEX:MIGRATION_FLOWS(1.0)"
+ACTION = "I"
+COLUMNS = ("STRUCTURE", "STRUCTURE_ID", "ACTION", *sdmx.DIMENSIONS, "OBS_VALUE", *sdmx.ATTRIBUTES)
+MEDIA_TYPE = "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8"
 
 
 def sdmx_csv(body: Mapping[str, Any]) -> str:
@@ -24,7 +29,9 @@ def sdmx_csv(body: Mapping[str, Any]) -> str:
         value = obs.get("OBS_VALUE")
         writer.writerow(
             (
-                DATAFLOW,
+                STRUCTURE,
+                STRUCTURE_ID,
+                ACTION,
                 *(obs.get(name, "") for name in sdmx.DIMENSIONS),
                 "" if value is None else value,
                 *(obs.get(name, "") for name in sdmx.ATTRIBUTES),

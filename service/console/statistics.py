@@ -95,7 +95,7 @@ async def dataset_csv(
     item = await _dataset(node, sender, message_id)
     return Response(
         sdmxcsv.sdmx_csv(item["body"]),
-        media_type="application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8",
+        media_type=sdmxcsv.MEDIA_TYPE,
         headers={
             "content-disposition": f'attachment; filename="{message_id}.csv"',
             "cache-control": "no-store",

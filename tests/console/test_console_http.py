@@ -20,7 +20,14 @@ from tests.console.conftest import (
     node_of,
     sign_in,
 )
-from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, OPERATOR_TOKEN, Federation
+from tests.support.nodes import (
+    AUDITOR_TOKEN,
+    CLIENT_TOKEN,
+    OPERATOR_TOKEN,
+    Federation,
+    example_body,
+)
+from tests.unit.console.test_sdmxcsv import read as read_sdmx_csv
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -369,3 +376,21 @@ def test_sign_in_redirects_only_inside_the_console(console_client: TestClient) -
         follow_redirects=False,
     )
     assert resp.headers["location"] == "/console/overview"
+
+
+@SQLITE_ONLY
+def test_a_received_dataset_downloads_as_sdmx_csv_that_sdmx1_reads(
+    console_client: TestClient, history: History
+) -> None:
+    sign_in(console_client, AUDITOR_TOKEN)
+    listing = console_client.get("/console/statistics")
+    link = f"/console/statistics/UZ:MIA/{history.dataset}/sdmx.csv"
+    assert link in listing.text
+    resp = console_client.get(link)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/vnd.sdmx.data+csv")
+    [dataset] = read_sdmx_csv(resp.text).data
+    body = example_body("statistics.migration-flows")
+    assert len(dataset.obs) == len(body["observations"])
+    page = console_client.get(f"/console/statistics/UZ:MIA/{history.dataset}")
+    assert body["dataset_id"] in page.text
