@@ -8,6 +8,12 @@ message delivered. The figure is messages per second from the first POST to the
 moment every message is delivered, read from A's outbox table; B's inbox is counted
 too. It is measured with the delivery worker's concurrency (`delivery.concurrency`, per
 process) at 8, 16 and 32.
+
+Transports are compared by naming them in MIGEX_BENCH_DELIVERY_TRANSPORTS (a comma list,
+each passed to the sending node as MIGEX_DELIVERY_TRANSPORT) with a number of rounds in
+MIGEX_BENCH_DELIVERY_ROUNDS: at each concurrency the runs alternate (A B A B ...), so
+that the machine's other load falls on both alike, and each figure is the median of its
+rounds, with the load average before every run in its note.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +40,8 @@ TARGET = 500
 CONCURRENCIES = (8, 16, 32)
 # A run that has not delivered everything by then reports the rate it reached.
 DEADLINE_SECONDS = 45.0
+TRANSPORTS_ENV = "MIGEX_BENCH_DELIVERY_TRANSPORTS"
+ROUNDS_ENV = "MIGEX_BENCH_DELIVERY_ROUNDS"
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -107,7 +117,9 @@ async def _queue(port: int, total: int) -> tuple[int, float]:
     return queued, time.perf_counter() - started
 
 
-def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
+def measure(
+    tmp: Path, concurrency: int, total: int, transport: str | None = None
+) -> dict[str, Any]:
     kz = nodes.make_party(tmp, "KZ:MIA")
     uz = nodes.make_party(tmp, "UZ:MIA")
     port_a, port_b = nodes.free_port(), nodes.free_port()
@@ -138,10 +150,10 @@ def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
             outbound=False,
         ),
     )
-    with (
-        nodes.migex_server(config_b, port_b, tmp / "b.log", WORKERS),
-        nodes.migex_server(config_a, port_a, tmp / "a.log", WORKERS),
-    ):
+    sender = nodes.migex_server(config_a, port_a, tmp / "a.log", WORKERS)
+    if transport is not None:
+        sender.env = {"MIGEX_DELIVERY_TRANSPORT": transport}
+    with nodes.migex_server(config_b, port_b, tmp / "b.log", WORKERS), sender:
         started = time.perf_counter()
         queued, queue_seconds = asyncio.run(_queue(port_a, total))
         deadline = started + DEADLINE_SECONDS
@@ -153,8 +165,9 @@ def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         received = nodes.accepted_count(url_b)
+    label = f"{concurrency}-{transport}" if transport else f"{concurrency}"
     for name in ("a", "b"):
-        (OUT / f"delivery-{concurrency}-{name}.log").write_text((tmp / f"{name}.log").read_text())
+        (OUT / f"delivery-{label}-{name}.log").write_text((tmp / f"{name}.log").read_text())
     return {
         "queued": queued,
         "queue_seconds": queue_seconds,
@@ -168,40 +181,87 @@ def measure(tmp: Path, concurrency: int, total: int) -> dict[str, Any]:
 
 def run(quick: bool = False) -> list[Figure]:
     total = 1000 if quick else 3000
+    transports: list[str | None] = [
+        name.strip() for name in os.environ.get(TRANSPORTS_ENV, "").split(",") if name.strip()
+    ] or [None]
+    rounds = max(1, int(os.environ.get(ROUNDS_ENV, "1")))
     command = "bash benchmarks/run --only delivery" + (" --quick" if quick else "")
+    if transports != [None]:
+        command = (
+            f"{TRANSPORTS_ENV}={','.join(map(str, transports))} {ROUNDS_ENV}={rounds} {command}"
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
     for concurrency in CONCURRENCIES:
-        with tempfile.TemporaryDirectory(prefix="migex-bench-delivery-") as tmp:
-            r = measure(Path(tmp), concurrency, total)
-        complete = r["delivered"] == total and r["received"] == total
-        rate = r["delivered"] / r["seconds"]
-        note = ("" if complete else "INCOMPLETE: ") + (
+        runs: dict[str | None, list[dict[str, Any]]] = {name: [] for name in transports}
+        for round_ in range(rounds):
+            for name in transports:
+                load = os.getloadavg()[0]
+                with tempfile.TemporaryDirectory(prefix="migex-bench-delivery-") as tmp:
+                    r = measure(Path(tmp), concurrency, total, name)
+                r["load"] = load
+                r["rate"] = r["delivered"] / r["seconds"]
+                runs[name].append(r)
+                if rounds > 1 or len(transports) > 1:
+                    print(
+                        f"    concurrency {concurrency}, {name or 'default'}, round {round_ + 1}: "
+                        f"{r['rate']:,.0f} msg/s (load average {load:.2f})",
+                        flush=True,
+                    )
+        medians: dict[str | None, float] = {}
+        for name, measured in runs.items():
+            medians[name] = statistics.median(r["rate"] for r in measured)
+            for figure in _figures(name, concurrency, total, measured, medians[name], command):
+                print_figure(figure)
+                figures.append(figure)
+        base = transports[0]
+        for name in transports[1:]:
+            figure = Figure(
+                NAME,
+                f"concurrency {concurrency}: {name} / {base}, median delivered rate",
+                medians[name] / medians[base],
+                "ratio",
+                command,
+            )
+            print_figure(figure)
+            figures.append(figure)
+    return figures
+
+
+def _figures(
+    transport: str | None,
+    concurrency: int,
+    total: int,
+    runs: list[dict[str, Any]],
+    rate: float,
+    command: str,
+) -> tuple[Figure, Figure]:
+    label = f"concurrency {concurrency}" + (f", {transport}" if transport else "")
+    complete = all(r["delivered"] == total and r["received"] == total for r in runs)
+    if len(runs) == 1:
+        r = runs[0]
+        note = (
             f"{r['delivered']:,} of {total:,} delivered in {r['seconds']:.1f} s "
             f"(queued in {r['queue_seconds']:.1f} s, {r['queued'] / r['queue_seconds']:,.0f}/s); "
             f"B received {r['received']:,}; failed {r['failed']}, pending {r['pending']}"
         )
-        for figure in (
-            Figure(
-                NAME,
-                f"concurrency {concurrency}: delivered end to end",
-                rate,
-                "msg/s",
-                command,
-                at_least(TARGET),
-                note,
-            ),
-            Figure(
-                NAME,
-                f"concurrency {concurrency}: queued at A",
-                r["queued"] / r["queue_seconds"],
-                "msg/s",
-                command,
-            ),
-        ):
-            print_figure(figure)
-            figures.append(figure)
-    return figures
+    else:
+        note = f"median of {len(runs)} rounds: " + ", ".join(
+            f"{r['rate']:,.0f} (load {r['load']:.1f})" for r in runs
+        )
+    queued = statistics.median(r["queued"] / r["queue_seconds"] for r in runs)
+    return (
+        Figure(
+            NAME,
+            f"{label}: delivered end to end",
+            rate,
+            "msg/s",
+            command,
+            at_least(TARGET),
+            ("" if complete else "INCOMPLETE: ") + note,
+        ),
+        Figure(NAME, f"{label}: queued at A", queued, "msg/s", command),
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def serve(
     config: ConfigOpt,
     host: Annotated[
-        str | None, typer.Option(help="Listen address (default from the file).")
+        str | None,
+        typer.Option(envvar="MIGEX_LISTEN_HOST", help="Listen address (default from the file)."),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default from the file).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(envvar="MIGEX_LISTEN_PORT", help="Listen port (default from the file)."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run migrations, then serve the node (uvicorn with uvloop and httptools)."""
@@ -95,6 +99,9 @@ def serve(
         timeout_keep_alive=15,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # The node names a request's source itself, trusting X-Forwarded-For only from
+        # the configured listen.trusted_proxies (uvicorn would trust 127.0.0.1's).
+        proxy_headers=False,
     )
 
 

@@ -18,7 +18,7 @@ from service.api import audit, errors, health, local, messages, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
 from service.console import web as console
-from service.exchange import retention
+from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
@@ -60,7 +60,7 @@ def create_app(
             max_connections=settings.concurrency * 2,
             max_keepalive_connections=settings.concurrency * 2,
         )
-        async with transport or PartnerTransport(limits) as http:
+        async with transport or _partner_transport(limits) as http:
             node.delivery = DeliveryWorker(
                 engines=node.engines,
                 committer=node.committer,
@@ -82,6 +82,15 @@ def create_app(
                     stopping=stopping,
                 )
             )
+            tally_task = asyncio.create_task(
+                refusals.run_periodically(
+                    node.committer,
+                    node.engines.reader,
+                    clock=clock,
+                    limits=node.refusal_limits,
+                    stopping=stopping,
+                )
+            )
             try:
                 yield
             finally:
@@ -90,6 +99,8 @@ def create_app(
                 if worker_task is not None:
                     await worker_task
                 await purge_task
+                # Last: writes every open refusal tally before the writer stops.
+                await tally_task
                 node.close()
 
     app = FastAPI(
@@ -105,6 +116,18 @@ def create_app(
     if config.console.enabled:
         console.install(app)
     return app
+
+
+def _partner_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The node's own transport (`exchange/netbackend.py`), or httpx's with
+    MIGEX_DELIVERY_TRANSPORT=httpx, which the delivery benchmark compares it with
+    (httpx's reads no proxy variables: a node behind a proxy uses its own)."""
+    choice = os.environ.get("MIGEX_DELIVERY_TRANSPORT", "own")
+    if choice == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
+    if choice != "own":
+        raise RuntimeError(f"MIGEX_DELIVERY_TRANSPORT={choice!r}: `own` or `httpx`")
+    return PartnerTransport(limits)
 
 
 def app_from_env() -> FastAPI:

@@ -25,6 +25,7 @@ from service.exchange.attempts import prefetch_outbox
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
 from service.exchange.inbound import InboundPolicy, ReceiptSigner, prefetch_existing
 from service.exchange.outbound import OutboundPolicy
+from service.exchange.refusals import RefusalLimits, SourceRule, trusted_networks
 from service.ledger.committer import AuditOnly, GroupCommitter
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
@@ -51,6 +52,8 @@ class Node:
     policy: InboundPolicy
     outbound: OutboundPolicy
     signer: ReceiptSigner
+    refusal_limits: RefusalLimits
+    sources: SourceRule
     delivery: DeliveryWorker | None = None
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
 
@@ -79,6 +82,11 @@ def delivery_settings(config: NodeConfig) -> DeliverySettings:
         # Re-sign a queued message once half the partner's skew window has passed.
         resign_after=config.limits.clock_skew_seconds / 2,
     )
+
+
+def refusal_limits(config: NodeConfig) -> RefusalLimits:
+    r = config.refusals
+    return RefusalLimits(per_second=r.per_second, burst=r.burst, interval=r.aggregate_seconds)
 
 
 def config_digest(config: NodeConfig) -> str:
@@ -143,6 +151,10 @@ def build_node(
             max_observations=limits.max_observations,
         ),
         signer=ReceiptSigner(party, signing_key, clock),
+        refusal_limits=refusal_limits(config),
+        sources=SourceRule(
+            trusted_networks(config.listen.trusted_proxies), config.refusals.ipv6_prefix
+        ),
         metrics=ExchangeMetrics(p.party for p in registry.partners()),
     )
     node.committer = GroupCommitter(

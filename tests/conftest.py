@@ -17,33 +17,49 @@ from service.main import create_app
 from tests.support.databases import PG_URL, fresh_pg_database
 from tests.support.nodes import NOW, Federation, make_party
 
-# A suite that is required fails the run when any of its tests is skipped or none ran:
-# the marker, the variable that requires it, and its name in the message.
+# A suite named here is required when its variable is "1": a skipped test of that marker,
+# or none run at all, fails the session.
 REQUIRED_SUITES = {
-    "postgres": (os.environ.get("MIGEX_REQUIRE_PG") == "1", "PostgreSQL"),
-    "browser": (os.environ.get("MIGEX_REQUIRE_BROWSER") == "1", "Browser"),
+    "postgres": ("PostgreSQL suite", os.environ.get("MIGEX_REQUIRE_PG") == "1"),
+    "docker": ("live deployment suite", os.environ.get("MIGEX_REQUIRE_DOCKER") == "1"),
+    "browser": ("browser suite", os.environ.get("MIGEX_REQUIRE_BROWSER") == "1"),
 }
 
 _outcomes: dict[str, dict[str, int]] = {
     marker: {"passed": 0, "skipped": 0, "failed": 0} for marker in REQUIRED_SUITES
 }
+_skip_reasons: dict[str, set[str]] = {marker: set() for marker in REQUIRED_SUITES}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for marker, counts in _outcomes.items():
+    for marker, outcomes in _outcomes.items():
         if marker in report.keywords and (report.when == "call" or report.skipped):
-            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+            outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
+            if report.skipped and isinstance(report.longrepr, tuple):
+                _skip_reasons[marker].add(str(report.longrepr[2]).removeprefix("Skipped: "))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.option.collectonly:
         return
-    for marker, (required, name) in REQUIRED_SUITES.items():
-        counts = _outcomes[marker]
-        ran = counts["passed"] + counts["failed"]
-        if required and (counts["skipped"] or not ran):
+    for marker, (name, required) in REQUIRED_SUITES.items():
+        outcomes = _outcomes[marker]
+        ran = outcomes["passed"] + outcomes["failed"]
+        if required and (outcomes["skipped"] or not ran):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            print(f"\n{name} suite required but ran {ran} tests and skipped {counts['skipped']}")
+            print(f"\n{name} required but ran {ran} tests and skipped {outcomes['skipped']}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly when the live deployment suite did not run, and why."""
+    outcomes = _outcomes["docker"]
+    if outcomes["skipped"] and not outcomes["passed"] + outcomes["failed"]:
+        reasons = "; ".join(sorted(_skip_reasons["docker"])) or "skipped"
+        terminalreporter.write_sep("=", "live deployment suite SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_line(
+            f"tests/deploy/live did not run: {reasons}. Start a Docker engine with Compose v2 "
+            "to run it (MIGEX_REQUIRE_DOCKER=1 makes a skip fail the run)."
+        )
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 
 from service.api import examples as ex
-from service.api.deps import AuditorDep, NodeDep
+from service.api.deps import AuditorDep, NodeDep, read
+from service.api.models import ConsistencyProof, EntriesPage, InclusionProof, SearchPage
 from service.api.openapi import problems
 from service.api.params import (
     SAFE_INT,
@@ -25,7 +25,6 @@ from service.api.tokens import Principal
 from service.audit import entries as ev
 from service.audit import queries, store
 from service.audit.entries import AuditEvent
-from service.db.tables import checkpoints
 from service.ledger.committer import AuditOnly
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
@@ -42,9 +41,8 @@ async def _record(node: Node, who: Principal, endpoint: str, **params: Any) -> N
     await node.committer.run(AuditOnly([AuditEvent(ev.AUDIT_QUERY, "ok", detail=detail)]))
 
 
-def _size(node: Node) -> int:
-    with node.engines.reader.connect() as conn:
-        return store.read_head(conn).size
+def _size(conn: Connection) -> int:
+    return store.read_head(conn).size
 
 
 @router.get(
@@ -64,16 +62,7 @@ def _size(node: Node) -> int:
 async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
     await _record(node, who, "checkpoint")
 
-    def latest() -> str | None:
-        with node.engines.reader.connect() as conn:
-            row = conn.execute(
-                select(checkpoints.c.note)
-                .order_by(checkpoints.c.size.desc(), checkpoints.c.pk.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else str(row.note)
-
-    note = await run_in_threadpool(latest)
+    note = await read(node, queries.latest_checkpoint)
     if note is None:
         raise Problem(
             "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}
@@ -85,86 +74,85 @@ async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
     "/entries",
     summary="A page of entries [start, end)",
     description="At most `audit.page_size` entries per call; `leaf_data` is exactly the hashed bytes.",
-    responses={200: ex.json_example(ex.ENTRIES_EXAMPLE), **_AUTH},
+    response_model=EntriesPage,
+    responses=_AUTH,
 )
 async def get_entries(
     node: NodeDep,
     who: AuditorDep,
     start: Annotated[int, Query(ge=0, le=SAFE_INT)],
     end: Annotated[int, Query(ge=1, le=SAFE_INT)],
-) -> dict[str, Any]:
+) -> EntriesPage:
     await _record(node, who, "entries", start=start, end=end)
-    size = await run_in_threadpool(_size, node)
+    size = await read(node, _size)
     if not start < end <= size:
         raise Problem("invalid-parameters", f"need 0 <= start < end <= {size} (the tree size)")
     stop = min(end, start + node.config.audit.page_size)
 
-    def read() -> list[dict[str, Any]]:
-        with node.engines.reader.connect() as conn:
-            return queries.page(conn, start, stop)
-
-    return {"entries": await run_in_threadpool(read)}
+    entries = await read(node, lambda conn: queries.page(conn, start, stop))
+    return EntriesPage.model_validate({"entries": entries})
 
 
 @router.get(
     "/proofs/inclusion",
     summary="RFC 9162 inclusion proof",
     description="The audit path of entry `index` in the tree of `size` entries, leaf to root, standard base64.",
-    responses={200: ex.json_example(ex.INCLUSION_EXAMPLE), **_AUTH},
+    response_model=InclusionProof,
+    responses=_AUTH,
 )
 async def get_inclusion(
     node: NodeDep,
     who: AuditorDep,
     index: Annotated[int, Query(ge=0, le=SAFE_INT)],
     size: Annotated[int, Query(ge=1, le=SAFE_INT)],
-) -> dict[str, Any]:
+) -> InclusionProof:
     await _record(node, who, "proofs/inclusion", index=index, size=size)
 
-    def prove() -> list[bytes]:
-        with node.engines.reader.connect() as conn:
-            current = store.read_head(conn).size
-            if not index < size <= current:
-                raise Problem(
-                    "invalid-parameters", f"need 0 <= index < size <= {current} (the tree size)"
-                )
-            return store.inclusion_proof(conn, index, size)
+    def prove(conn: Connection) -> list[bytes]:
+        current = store.read_head(conn).size
+        if not index < size <= current:
+            raise Problem(
+                "invalid-parameters", f"need 0 <= index < size <= {current} (the tree size)"
+            )
+        return store.inclusion_proof(conn, index, size)
 
-    hashes = await run_in_threadpool(prove)
-    return {"index": index, "size": size, "hashes": [b64_encode(h) for h in hashes]}
+    hashes = await read(node, prove)
+    return InclusionProof(index=index, size=size, hashes=[b64_encode(h) for h in hashes])
 
 
 @router.get(
     "/proofs/consistency",
     summary="RFC 9162 consistency proof",
     description="Proves the tree of `to` entries extends the tree of `from` entries (1 <= from <= to).",
-    responses={200: ex.json_example(ex.CONSISTENCY_EXAMPLE), **_AUTH},
+    response_model=ConsistencyProof,
+    responses=_AUTH,
 )
 async def get_consistency(
     node: NodeDep,
     who: AuditorDep,
     from_: Annotated[int, Query(alias="from", ge=1, le=SAFE_INT)],
     to: Annotated[int, Query(ge=1, le=SAFE_INT)],
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     await _record(node, who, "proofs/consistency", **{"from": from_, "to": to})
 
-    def prove() -> list[bytes]:
-        with node.engines.reader.connect() as conn:
-            current = store.read_head(conn).size
-            if not from_ <= to <= current:
-                raise Problem(
-                    "invalid-parameters", f"need 1 <= from <= to <= {current} (the tree size)"
-                )
-            return store.consistency_proof(conn, from_, to)
+    def prove(conn: Connection) -> list[bytes]:
+        current = store.read_head(conn).size
+        if not from_ <= to <= current:
+            raise Problem(
+                "invalid-parameters", f"need 1 <= from <= to <= {current} (the tree size)"
+            )
+        return store.consistency_proof(conn, from_, to)
 
-    hashes = await run_in_threadpool(prove)
-    return {"from": from_, "to": to, "hashes": [b64_encode(h) for h in hashes]}
+    hashes = await read(node, prove)
+    return ConsistencyProof(from_=from_, to=to, hashes=[b64_encode(h) for h in hashes])
 
 
 @router.get(
     "/search",
     summary="Search entries, newest first",
     description="Filters combine with AND. `since`/`until` are Unix seconds. Pass `next_cursor` as `cursor` for older entries.",
-    responses={200: ex.json_example(ex.SEARCH_EXAMPLE), **_AUTH},
+    response_model=SearchPage,
+    responses=_AUTH,
 )
 async def search(
     node: NodeDep,
@@ -178,7 +166,7 @@ async def search(
     until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> SearchPage:
     flt = queries.SearchFilter(party, type, outcome, event, message_id, since, until)
     await _record(
         node,
@@ -194,12 +182,10 @@ async def search(
         cursor=cursor,
     )
 
-    def run() -> tuple[list[dict[str, Any]], int | None]:
-        with node.engines.reader.connect() as conn:
-            return queries.search(conn, flt, limit=limit, before=cursor)
-
-    items, next_cursor = await run_in_threadpool(run)
-    return {"entries": items, "next_cursor": next_cursor}
+    items, next_cursor = await read(
+        node, lambda conn: queries.search(conn, flt, limit=limit, before=cursor)
+    )
+    return SearchPage.model_validate({"entries": items, "next_cursor": next_cursor})
 
 
 @router.get(
@@ -222,7 +208,7 @@ async def export(
     end: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
 ) -> StreamingResponse:
     await _record(node, who, "export", start=start, end=end)
-    size = await run_in_threadpool(_size, node)
+    size = await read(node, _size)
     stop = size if end is None else end
     if not start <= stop <= size:
         raise Problem("invalid-parameters", f"need 0 <= start <= end <= {size} (the tree size)")

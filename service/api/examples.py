@@ -42,14 +42,14 @@ def text_example(example: str, description: str = "Success") -> dict[str, Any]:
 CHECKPOINT_EXAMPLE = (
     f"migex/KZ:MIA\n4712\n{_ROOT}\n\n— migex/KZ:MIA Ab3xYz...base64 signature...=\n"
 )
-ENTRIES_EXAMPLE = {"entries": [ENTRY_EXAMPLE]}
-INCLUSION_EXAMPLE = {"index": 4711, "size": 4712, "hashes": [_HASH, _ROOT]}
-CONSISTENCY_EXAMPLE = {"from": 4000, "to": 4712, "hashes": [_HASH, _ROOT]}
-SEARCH_EXAMPLE = {"entries": [ENTRY_EXAMPLE], "next_cursor": 4711}
+ENTRIES_EXAMPLE: dict[str, Any] = {"entries": [ENTRY_EXAMPLE]}
+INCLUSION_EXAMPLE: dict[str, Any] = {"index": 4711, "size": 4712, "hashes": [_HASH, _ROOT]}
+CONSISTENCY_EXAMPLE: dict[str, Any] = {"from": 4000, "to": 4712, "hashes": [_HASH, _ROOT]}
+SEARCH_EXAMPLE: dict[str, Any] = {"entries": [ENTRY_EXAMPLE], "next_cursor": 4711}
 EXPORT_EXAMPLE = (
     '{"index":0,"leaf_data":"eyJ...","entry":{"event":"config.loaded","index":0,"...":"..."}}\n'
 )
-JWKS_EXAMPLE = {
+JWKS_EXAMPLE: dict[str, Any] = {
     "keys": [
         {
             "kty": "OKP",
@@ -61,8 +61,8 @@ JWKS_EXAMPLE = {
     ]
 }
 AUDIT_KEY_EXAMPLE = "migex/KZ:MIA+1a2b3c4d+AdhaiAYCqxf3VkW2dVLWhM5S5gHkq8N1CjzPfLbwOUwy\n"
-HEALTH_EXAMPLE = {"status": "ok"}
-READY_EXAMPLE = {"status": "ready", "party": "KZ:MIA", "keys": ["KZ:MIA#2026-01"]}
+HEALTH_EXAMPLE: dict[str, Any] = {"status": "ok"}
+READY_EXAMPLE: dict[str, Any] = {"status": "ready", "party": "KZ:MIA", "keys": ["KZ:MIA#2026-01"]}
 
 
 # -- the local API ------------------------------------------------------------------

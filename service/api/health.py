@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.api import examples as ex
 from service.api.deps import NodeDep
+from service.api.models import Health, Ready
 from service.api.openapi import problems
 from service.db import migrate
 from service.protocol.problems import Problem
@@ -20,19 +18,21 @@ router = APIRouter(prefix="/v1", tags=["health"])
 @router.get(
     "/health",
     summary="The process is up",
-    responses={200: ex.json_example(ex.HEALTH_EXAMPLE), **problems(503)},
+    response_model=Health,
+    responses=problems(503),
 )
-async def health() -> dict[str, str]:
+async def health() -> Health:
     # Answered on the event loop: a liveness probe should not need a worker thread.
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
 @router.get(
     "/ready",
     summary="Database reachable, keys loaded, migrations current",
-    responses={200: ex.json_example(ex.READY_EXAMPLE), **problems(503)},
+    response_model=Ready,
+    responses=problems(503),
 )
-def ready(node: NodeDep) -> dict[str, Any]:
+def ready(node: NodeDep) -> Ready:
     try:
         with node.engines.reader.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -47,4 +47,4 @@ def ready(node: NodeDep) -> dict[str, Any]:
         )
     if not node.signing_keys:
         raise Problem("unavailable", "no signing key is loaded", headers={"Retry-After": "5"})
-    return {"status": "ready", "party": node.party, "keys": sorted(node.signing_keys)}
+    return Ready(status="ready", party=node.party, keys=sorted(node.signing_keys))

@@ -9,8 +9,9 @@ from service.api.deps import NodeDep
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
 from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
-from service.ledger.committer import AuditOnly
+from service.exchange.refusals import refusal_unit
 from service.protocol.problems import Problem
+from service.runtime import Node
 
 router = APIRouter(tags=["exchange"])
 
@@ -25,6 +26,16 @@ async def read_body(request: Request) -> bytes:
         return await request.body()
     except BodyRefused as refused:
         raise refused.problem() from None
+
+
+async def _record_refusal(request: Request, node: Node, facts: Facts, problem: Problem) -> None:
+    """Record a refusal under its source's logging rate (docs/protocol.md, clarification 3)."""
+    client = request.client
+    source = node.sources.source(
+        client.host if client else None, request.headers.getlist("x-forwarded-for")
+    )
+    if await node.committer.run(refusal_unit(facts, problem, source, node.refusal_limits)) is None:
+        node.metrics.observe_unlogged_refusal(problem.code)
 
 
 def _is_jose(content_type: str | None) -> bool:
@@ -42,6 +53,7 @@ def _is_jose(content_type: str | None) -> bool:
         "original receipt for a re-delivery of the same bytes, or a problem document."
     ),
     status_code=201,
+    response_class=Response,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -74,8 +86,7 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         if not _is_jose(request.headers.get("content-type")):
             raise Problem("unsupported-media-type", f"send the JWS as {JOSE}")
     except Problem as problem:
-        facts = Facts(digest=None)
-        await node.committer.run(AuditOnly([facts.refusal(problem)]))
+        await _record_refusal(request, node, Facts(digest=None), problem)
         raise
     now = node.clock()
     try:
@@ -87,7 +98,7 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         if refused.facts.authentic and refused.facts.env is not None:
             request.state.message_id = refused.facts.env.id
             request.state.partner = refused.facts.env.iss
-        await node.committer.run(AuditOnly([refused.facts.refusal(refused.problem)]))
+        await _record_refusal(request, node, refused.facts, refused.problem)
         raise refused.problem from None
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss

@@ -134,3 +134,68 @@ class Requeued(_Answer):
 
     id: str
     status: Literal["queued"]
+
+
+# -- the auditors' API -----------------------------------------------------------------
+
+
+class AuditEntry(_Answer):
+    """One entry of the log: its index, the exact hashed bytes, and the entry they encode."""
+
+    index: int
+    leaf_data: str = Field(description="The leaf data: RFC 8785 JSON of `entry`, base64")
+    entry: dict[str, Any]
+
+
+class EntriesPage(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.ENTRIES_EXAMPLE]})
+
+    entries: list[AuditEntry]
+
+
+class InclusionProof(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.INCLUSION_EXAMPLE]})
+
+    index: int
+    size: int
+    hashes: list[str] = Field(description="The RFC 9162 audit path, leaf to root, base64")
+
+
+class ConsistencyProof(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.CONSISTENCY_EXAMPLE]})
+
+    from_: int = Field(alias="from")
+    to: int
+    hashes: list[str] = Field(description="The RFC 9162 consistency proof, base64")
+
+
+class SearchPage(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.SEARCH_EXAMPLE]})
+
+    entries: list[AuditEntry] = Field(description="Newest first")
+    next_cursor: int | None = Field(description="Pass as `cursor` for older entries")
+
+
+# -- health and keys -----------------------------------------------------------------
+
+
+class Health(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HEALTH_EXAMPLE]})
+
+    status: Literal["ok"]
+
+
+class Ready(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.READY_EXAMPLE]})
+
+    status: Literal["ready"]
+    party: str
+    keys: list[str] = Field(description="The kids of the node's signing keys")
+
+
+class JwkSet(_Answer):
+    """An RFC 7517 JWK Set of public keys."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.JWKS_EXAMPLE]})
+
+    keys: list[dict[str, Any]]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from service.api import examples as ex
 from service.api.deps import NodeDep
+from service.api.models import JwkSet
 from service.api.openapi import problems
 from service.protocol.keys import jwks
 
@@ -19,10 +18,11 @@ router = APIRouter(tags=["keys"])
     "/.well-known/jwks.json",
     summary="The node's public signing keys (RFC 7517 JWK Set)",
     description="Partner operators pin these keys in their configuration; the node never trusts a key a message carries.",
-    responses={200: ex.json_example(ex.JWKS_EXAMPLE), **problems(503)},
+    response_model=JwkSet,
+    responses=problems(503),
 )
-def get_jwks(node: NodeDep) -> dict[str, Any]:
-    return jwks(node.published)
+def get_jwks(node: NodeDep) -> JwkSet:
+    return JwkSet.model_validate(jwks(node.published))
 
 
 @router.get(

@@ -16,6 +16,7 @@ from service.clock import rfc3339
 # Stable event names (documented in docs/auditors.md).
 MESSAGE_ACCEPTED = "message.accepted"
 MESSAGE_REFUSED = "message.refused"
+MESSAGE_REFUSED_AGGREGATE = "message.refused-aggregate"
 MESSAGE_REDELIVERED = "message.redelivered"
 MESSAGE_QUEUED = "message.queued"
 MESSAGE_REQUEUED = "message.requeued"

@@ -6,7 +6,12 @@ An export is JSON Lines, one entry per line, in index order from 0::
 
 ``leaf_data`` is exactly what was hashed into the log and must equal the RFC 8785
 (JCS) canonical form of ``entry``; ``entry["index"]``, when present, must equal
-``index``. Other members of a line are ignored; empty lines are skipped.
+``index``. A node's export also carries ``columns``, the search columns stored
+beside the leaf (``event``, ``party``, ``message_id``, ``type``, ``outcome``,
+``code``, and ``time`` in Unix seconds); when present, each must equal the entry's
+own member (``time`` must give back the entry's ``time`` text), so an index changed
+in the database without touching the signed entries is found. Other members of a
+line are ignored; empty lines are skipped.
 Verification streams the export and keeps O(log n) hashes, so an export of any
 length can be checked; long exports are checked on several processors.
 """
@@ -26,6 +31,7 @@ from itertools import chain, islice
 from typing import Any, NoReturn
 
 from service.audit.checkpoint import Checkpoint, verify_checkpoint
+from service.audit.columns import column_mismatches
 from service.audit.merkle import EMPTY_ROOT, CompactRange, ProofError, leaf_hash, verify_inclusion
 from service.protocol.canonical import canonicalize_fast
 
@@ -106,6 +112,8 @@ class EntryReader:
         data = _decode_leaf_data(record.get("leaf_data"))
         if self._canonical(entry) != data:
             raise ExportLineError("'leaf_data' is not the RFC 8785 form of 'entry'")
+        if "columns" in record:
+            _check_columns(record["columns"], entry)
         return index, data
 
     def _parse(self, line: bytes | str) -> dict[str, Any]:
@@ -123,6 +131,16 @@ class EntryReader:
             return canonicalize_fast(entry, numbers_checked=self._fast)
         except ValueError as exc:
             raise ExportLineError(f"the entry has no RFC 8785 form: {exc}") from exc
+
+
+def _check_columns(columns: object, entry: dict[str, Any]) -> None:
+    if type(columns) is not dict:
+        raise ExportLineError("'columns' must be a JSON object")
+    wrong = column_mismatches(columns, entry)
+    if wrong:
+        raise ExportLineError(
+            f"the stored search columns differ from the signed entry: {', '.join(wrong)}"
+        )
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import httpx
 
 from service.audit import merkle
 from service.audit.checkpoint import verify_checkpoint
-from service.audit.offline import EntryReader
+from service.audit.offline import EntryReader, ExportLineError
 from service.protocol.b64 import b64_decode
 
 
@@ -33,13 +33,25 @@ def prove_message(
         items = [i for i in found.json()["entries"] if i["index"] < cp.size]
         if not items:
             raise ValueError(
-                f"no entry for message {message_id} within the checkpoint's {cp.size} entries"
+                f"no entry for message {message_id} within the checkpoint's {cp.size} entries "
+                "(an entry whose search columns were altered is found by `migex audit verify`)"
             )
         lines = []
         reader = EntryReader()
         for item in sorted(items, key=lambda i: int(i["index"])):
-            # The entry shown must be exactly the leaf that is hashed.
-            index, leaf_data = reader.read(json.dumps(item), int(item["index"]))
+            # The entry shown must be exactly the leaf that is hashed, and that leaf must
+            # be about the message asked for: the node's search index is not trusted.
+            try:
+                index, leaf_data = reader.read(json.dumps(item), int(item["index"]))
+            except ExportLineError as exc:
+                raise ValueError(f"entry {item['index']} is malformed: {exc}") from None
+            about = json.loads(leaf_data).get("message_id")
+            if about != message_id:
+                raise ValueError(
+                    f"entry {index} was found for message {message_id}, but the signed "
+                    f"entry is about {'no message' if about is None else f'message {about}'}: "
+                    "the node's search index does not match its log"
+                )
             resp = client.get(
                 "/v1/audit/proofs/inclusion", params={"index": index, "size": cp.size}
             )

@@ -6,7 +6,8 @@ log (verified first with `migex audit verify`): every stored message and signed 
 must hash to its digest, that digest must be in the log under the message's id, and
 every message the log says was accepted or queued must still be stored. A message
 whose bytes were purged under the retention period keeps its digest, which is still
-checked against the log.
+checked against the log. Lines whose search columns differ from their entry are
+reported too (see `service.audit.columns`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 
 from service.audit import entries as ev
+from service.audit.columns import column_mismatches
 from service.db.tables import messages, outbox, signed_versions
 from service.protocol.receipts import message_digest
 
@@ -45,6 +47,7 @@ class StoredReport:
 class _Logged:
     digests: dict[str, set[str]] = field(default_factory=dict)
     created: dict[tuple[str, str], int] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
 
     def add_digest(self, message_id: str, digest: object) -> None:
         if isinstance(digest, str):
@@ -60,7 +63,15 @@ def _read_log(lines: Iterable[bytes]) -> _Logged:
         if not line.strip():
             continue
         # The hashed bytes, which `migex audit verify` checked, not the readable copy.
-        entry = json.loads(base64.b64decode(json.loads(line)["leaf_data"]))
+        record = json.loads(line)
+        entry = json.loads(base64.b64decode(record["leaf_data"]))
+        columns = record.get("columns")
+        wrong = column_mismatches(columns, entry) if isinstance(columns, dict) else []
+        if wrong:
+            logged.findings.append(
+                f"entry {entry.get('index')}: its stored search columns differ from the "
+                f"signed entry ({', '.join(wrong)})"
+            )
         message_id, event = entry.get("message_id"), entry.get("event")
         if not isinstance(message_id, str):
             continue
@@ -78,7 +89,7 @@ def _read_log(lines: Iterable[bytes]) -> _Logged:
 def check_stored(engine: Engine, export: Iterable[bytes]) -> StoredReport:
     """Check the messages stored in `engine`'s database against the exported log."""
     logged = _read_log(export)
-    report = StoredReport()
+    report = StoredReport(findings=list(logged.findings))
     stored: set[tuple[str, str]] = set()
     m, o, v = messages.c, outbox.c, signed_versions.c
     with engine.connect() as conn:

@@ -15,6 +15,7 @@ of the identifier salt file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,14 @@ from pathlib import Path
 from string import Template
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from service.config.crosscheck import Finding, check_config
 from service.config.keyfiles import check_key_files as check_node_key_files
@@ -123,9 +131,22 @@ class NodeSection(_Section):
         return country_of(self.party)
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network such as 10.0.0.0/8") from None
+    return value
+
+
+Network = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_network)]
+
+
 class ListenConfig(_Section):
     host: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # Reverse proxies whose X-Forwarded-For names a request's source (refusals).
+    trusted_proxies: Annotated[tuple[Network, ...], Lax] = ()
 
 
 class LimitsConfig(_Section):
@@ -135,6 +156,15 @@ class LimitsConfig(_Section):
     max_json_members: Annotated[int, Field(ge=1)] = 2_000_000
     max_observations: Annotated[int, Field(ge=1)] = 100_000
     request_timeout_seconds: Seconds = 30.0
+
+
+class RefusalsConfig(_Section):
+    """How many refusals of one unproven source get audit entries of their own."""
+
+    per_second: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    burst: Annotated[int, Field(ge=1, le=1_000_000)] = 60
+    aggregate_seconds: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    ipv6_prefix: Annotated[int, Field(ge=16, le=128)] = 64
 
 
 class AuditConfig(_Section):
@@ -233,6 +263,7 @@ class NodeConfig(_Section):
     database_url: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     listen: ListenConfig = ListenConfig()
     limits: LimitsConfig = LimitsConfig()
+    refusals: RefusalsConfig = RefusalsConfig()
     audit: AuditConfig = AuditConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     retention: RetentionConfig = RetentionConfig()

@@ -16,15 +16,14 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from service.partners.agreements import EXCHANGE_TYPES
-from service.protocol.envelope import AGREEMENT_RE, PARTY_RE, PURPOSE_RE
+from service.protocol.envelope import AGREEMENT_RE, KID_RE, PARTY_RE, PURPOSE_RE
 
 # The roles a bearer token can hold (the local API's and the auditors').
 Role = Literal["auditor", "operator", "client"]
 ROLES: tuple[Role, ...] = ("auditor", "operator", "client")
 
 PARTY_PATTERN = PARTY_RE
-# A kid the configuration names: a party id, '#' and a label of 1 to 64 characters.
-KID_PATTERN = PARTY_RE.removesuffix("$") + r"#[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+KID_PATTERN = KID_RE
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "party": (re.compile(PARTY_PATTERN), "a party id such as KZ:MIA"),
     "kid": (re.compile(KID_PATTERN), "a key id such as KZ:MIA#2026-01"),

@@ -24,4 +24,4 @@ def is_outage(exc: BaseException) -> bool:
 def is_bad_value(exc: BaseException) -> bool:
     """Whether a statement failed on a value it was given (the database's data exception
     class, SQLSTATE 22, or a number the driver cannot bind)."""
-    return isinstance(exc, DataError | psycopg.DataError | OverflowError)
+    return not is_outage(exc) and isinstance(exc, DataError | psycopg.DataError | OverflowError)

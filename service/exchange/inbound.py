@@ -10,6 +10,7 @@ then uniqueness), then stores the message, its audit entry and its signed receip
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +28,8 @@ from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
 from service.protocol import envelope, jsonstrict, jws
-from service.protocol.envelope import Envelope
-from service.protocol.keys import SigningKey
+from service.protocol.envelope import KID_RE, Envelope
+from service.protocol.keys import MAX_KID_LENGTH, SigningKey
 from service.protocol.msgid import new_message_id
 from service.protocol.problems import Problem
 from service.protocol.receipts import message_digest, receipt_envelope
@@ -45,15 +46,41 @@ class InboundPolicy:
     max_observations: int
 
 
+_KID = re.compile(KID_RE)
+
+
+def text_digest(text: str) -> str:
+    """`sha-256:` and the unpadded base64url SHA-256 of `text` in UTF-8: how an entry
+    records a value an unauthenticated sender chose, without keeping its text."""
+    return message_digest(text.encode("utf-8", "surrogatepass"))
+
+
 @dataclass
 class Facts:
-    """What is known about a message so far, for its audit entry."""
+    """What is known about a message so far, for its audit entry.
+
+    Nothing the sender chose enters the entry as text before the sender is proven
+    (docs/protocol.md, clarification 3): a claimed `kid` is kept as text only when
+    it has the form of a key id and names a key pinned for a partner (`known_kid`);
+    any other claimed `kid` is kept as its digest. The envelope's members are used
+    only once the message is `authentic`.
+    """
 
     digest: str | None
     kid: str | None = None
+    known_kid: bool = False
     env: Envelope | None = None
     authentic: bool = False
     rule: str | None = None
+    # False once the signature verified with a pinned key: before, nothing proves who
+    # sent the message, and its refusal is subject to the source's rate (refusals.py).
+    unsigned: bool = True
+
+    def claim_kid(self, kid: str, registry: PartnerRegistry) -> None:
+        self.kid = kid
+        self.known_kid = (
+            len(kid) <= MAX_KID_LENGTH and _KID.fullmatch(kid) is not None and registry.pins(kid)
+        )
 
     def event(
         self, name: str, outcome: str, *, code: str | None = None, **detail: Any
@@ -61,7 +88,10 @@ class Facts:
         details: dict[str, Any] = {k: v for k, v in detail.items() if v is not None}
         env = self.env if self.authentic else None
         if not self.authentic and self.kid is not None:
-            details["claimed_kid"] = self.kid
+            if self.known_kid:
+                details["claimed_kid"] = self.kid
+            else:
+                details["claimed_kid_digest"] = text_digest(self.kid)
         return AuditEvent(
             event=name,
             outcome=outcome,
@@ -78,8 +108,11 @@ class Facts:
             detail=details,
         )
 
-    def refusal(self, problem: Problem) -> AuditEvent:
-        return self.event(ev.MESSAGE_REFUSED, "refused", code=problem.code, status=problem.status)
+    def refusal(self, problem: Problem, *, source: str | None = None) -> AuditEvent:
+        """The refusal's entry; `source` is the digest of an unproven sender's address."""
+        return self.event(
+            ev.MESSAGE_REFUSED, "refused", code=problem.code, status=problem.status, source=source
+        )
 
 
 class Refused(Exception):
@@ -113,9 +146,10 @@ def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
 
 def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Facts) -> Checked:
     parsed = jws.parse_compact(raw)
-    facts.kid = parsed.kid
+    facts.claim_kid(parsed.kid, policy.registry)
     partner, key = policy.registry.key_for(parsed.kid, parsed.alg)
     jws.verify(parsed, key.public)
+    facts.unsigned = False
     env = envelope.parse_payload(
         parsed.payload, max_depth=policy.max_depth, max_members=policy.max_members
     )

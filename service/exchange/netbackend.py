@@ -11,6 +11,11 @@ to dominate a delivery's cost:
 - the pool: httpcore's scans every connection on every request, so its cost grows
   with the delivery concurrency; this one keeps a stack of idle connections per
   partner and bounds the requests in flight with a semaphore.
+
+A partner reached through an HTTP proxy (HTTPS_PROXY / HTTP_PROXY, NO_PROXY) goes
+through httpcore's own proxy pool (a CONNECT tunnel for https, forwarding for http) on
+the same socket layer. The delivery benchmark compares this transport with httpx's
+(`benchmarks/README.md`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+import urllib.request
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, cast
 
 import httpcore
@@ -225,6 +239,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+# httpcore's exceptions as httpx raises them (subclasses before their bases). A new
+# exception in httpcore fails tests/unit/exchange/test_netbackend.py until it is added.
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
     (httpcore.ReadTimeout, httpx.ReadTimeout),
@@ -239,6 +255,10 @@ _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.LocalProtocolError, httpx.LocalProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
     (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProxyError, httpx.ProxyError),
+    # Only a kept-alive connection is retried on this; a new one raising it could not
+    # be used at all, which is a connection failure to the caller.
+    (httpcore.ConnectionNotAvailable, httpx.ConnectError),
 )
 
 
@@ -253,21 +273,109 @@ def _as_httpx_errors() -> Iterator[None]:
         raise
 
 
+def proxies_from_environment() -> dict[str, str]:
+    """The proxy variables as urllib reads them: `http`, `https` and `no` from
+    HTTP_PROXY, HTTPS_PROXY and NO_PROXY (the lower-case names take precedence)."""
+    return urllib.request.getproxies_environment()
+
+
+def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts `host`: a comma list of `*` (every host), host names
+    and IP addresses, and domains (`example.org` and `.example.org` both match the
+    domain and every name under it), each optionally with `:port` (IPv6 in brackets)."""
+    host = host.lower().strip("[]")
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if entry == "*":
+            return True
+        if entry.startswith("["):
+            name, _, rest = entry[1:].partition("]")
+            wanted = rest.removeprefix(":")
+        elif entry.count(":") == 1:
+            name, _, wanted = entry.partition(":")
+        else:
+            name, wanted = entry, ""
+        name = name.removeprefix("*").lstrip(".")
+        if not name or (wanted and wanted != str(port)):
+            continue
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
 class PartnerTransport(httpx.AsyncBaseTransport):
     """httpx's transport interface over httpcore's HTTP/1.1 connections on the asyncio
     backend, with a pool of its own: per partner origin, a stack of kept-alive idle
     connections, the most recently used first. Taking and returning a connection is
     constant work, where httpcore's pool scans every connection on every request (a
     cost that grows with the delivery concurrency). TLS is verified as httpx verifies it
-    by default: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set."""
+    by default: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set.
 
-    def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None):
+    `limits` bound the requests in flight and the open connections
+    (`max_connections`), the idle connections kept for reuse, over all partners
+    (`max_keepalive_connections`), and how long one is kept (`keepalive_expiry`).
+    `proxies` maps `http` / `https` to a proxy URL (`[http://][user:password@]host:port`)
+    and `no` to the NO_PROXY list; by default they come from the environment."""
+
+    def __init__(
+        self,
+        limits: httpx.Limits,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ):
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._backend = AsyncioBackend()
         self._max = limits.max_connections or 100
+        cap = limits.max_keepalive_connections
+        self._keepalive_cap = self._max if cap is None else min(cap, self._max)
         self._keepalive = limits.keepalive_expiry
         self._slots = asyncio.Semaphore(self._max)
+        self._active = 0  # direct connections lent out to a request
         self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle_count = 0
+        self._proxy_env = dict(proxies_from_environment() if proxies is None else proxies)
+        self._proxy_pools = {
+            scheme: self._proxy_pool(self._proxy_env[scheme])
+            for scheme in ("http", "https")
+            if self._proxy_env.get(scheme)
+        }
+        self._proxy_for: dict[tuple[bytes, bytes, int], httpcore.AsyncHTTPProxy | None] = {}
+
+    def _proxy_pool(self, url: str) -> httpcore.AsyncHTTPProxy:
+        # `host:port` alone is an http:// proxy, as curl and urllib take it.
+        proxy = httpx.Proxy(url if "://" in url else f"http://{url}")
+        if proxy.url.scheme != "http":
+            raise ValueError(
+                f"proxy {proxy.url.copy_with(username=None, password=None)}: only http:// "
+                "proxies are supported (https partners are reached through a CONNECT tunnel)"
+            )
+        return httpcore.AsyncHTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=proxy.url.raw_scheme,
+                host=proxy.url.raw_host,
+                port=proxy.url.port,
+                target=proxy.url.raw_path,
+            ),
+            proxy_auth=proxy.raw_auth,
+            ssl_context=self._ssl,
+            max_connections=self._max,
+            max_keepalive_connections=self._keepalive_cap,
+            keepalive_expiry=self._keepalive,
+            network_backend=self._backend,
+        )
+
+    def _proxy(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPProxy | None:
+        key = _key(origin)
+        if key not in self._proxy_for:
+            pool = self._proxy_pools.get(origin.scheme.decode("ascii"))
+            no_proxy = self._proxy_env.get("no", "")
+            if pool is not None and bypasses_proxy(
+                origin.host.decode("ascii"), origin.port, no_proxy
+            ):
+                pool = None
+            self._proxy_for[key] = pool
+        return self._proxy_for[key]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -291,29 +399,57 @@ class PartnerTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("no connection to the partner came free in time") from None
         try:
-            connection = await self._idle_connection(origin)
-            if connection is None:
-                connection = httpcore.AsyncHTTPConnection(
-                    origin=origin,
-                    ssl_context=self._ssl,
-                    keepalive_expiry=self._keepalive,
-                    network_backend=self._backend,
-                )
-            try:
+            proxy = self._proxy(origin)
+            if proxy is not None:
                 with _as_httpx_errors():
-                    response = await connection.handle_async_request(core_request)
-            except BaseException:
-                await connection.aclose()
-                raise
+                    response = await proxy.handle_async_request(core_request)
+                on_close: Callable[[], Awaitable[None]] = self._release_slot
+            else:
+                connection, response = await self._send_direct(origin, core_request)
+
+                async def on_close() -> None:
+                    await self._release(origin, connection)
+
         except BaseException:
             self._slots.release()
             raise
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_ResponseStream(self, origin, connection, response),
+            stream=_ResponseStream(response, on_close),
             extensions=response.extensions,
         )
+
+    async def _send_direct(
+        self, origin: httpcore.Origin, request: httpcore.Request
+    ) -> tuple[httpcore.AsyncHTTPConnection, httpcore.Response]:
+        """Send on a kept-alive connection to `origin`, or on a new one."""
+        self._active += 1
+        try:
+            with _as_httpx_errors():
+                while True:
+                    connection = await self._idle_connection(origin)
+                    reused = connection is not None
+                    if connection is None:
+                        await self._make_room()
+                        connection = httpcore.AsyncHTTPConnection(
+                            origin=origin,
+                            ssl_context=self._ssl,
+                            keepalive_expiry=self._keepalive,
+                            network_backend=self._backend,
+                        )
+                    try:
+                        return connection, await connection.handle_async_request(request)
+                    except httpcore.ConnectionNotAvailable:
+                        await connection.aclose()
+                        if not reused:
+                            raise
+                    except BaseException:
+                        await connection.aclose()
+                        raise
+        except BaseException:
+            self._active -= 1
+            raise
 
     async def _idle_connection(
         self, origin: httpcore.Origin
@@ -321,28 +457,43 @@ class PartnerTransport(httpx.AsyncBaseTransport):
         idle = self._idle.get(_key(origin))
         while idle:
             connection = idle.pop()
+            self._idle_count -= 1
             if connection.is_available() and not connection.has_expired():
                 return connection
             await connection.aclose()  # expired, or closed by the partner
         return None
 
+    async def _make_room(self) -> None:
+        """Close idle connections to other partners while the open ones are at the limit."""
+        for idle in self._idle.values():
+            while idle and self._active + self._idle_count > self._max:
+                self._idle_count -= 1
+                await idle.pop(0).aclose()  # the longest unused
+
     async def _release(
         self, origin: httpcore.Origin, connection: httpcore.AsyncHTTPConnection
     ) -> None:
+        self._active -= 1
         try:
-            idle = self._idle.setdefault(_key(origin), [])
-            if connection.is_available() and len(idle) < self._max:
-                idle.append(connection)
+            if connection.is_available() and self._idle_count < self._keepalive_cap:
+                self._idle.setdefault(_key(origin), []).append(connection)
+                self._idle_count += 1
             else:
                 await connection.aclose()
         finally:
             self._slots.release()
 
+    async def _release_slot(self) -> None:
+        self._slots.release()
+
     async def aclose(self) -> None:
-        idle, self._idle = self._idle, {}
+        idle, self._idle, self._idle_count = self._idle, {}, 0
         for connections in idle.values():
             for connection in connections:
                 await connection.aclose()
+        for pool in self._proxy_pools.values():
+            with _as_httpx_errors():
+                await pool.aclose()
 
 
 def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
@@ -350,17 +501,13 @@ def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
 
 
 class _ResponseStream(httpx.AsyncByteStream):
+    """The answer's body; closing it hands the connection back (`on_close`)."""
+
     def __init__(
-        self,
-        transport: PartnerTransport,
-        origin: httpcore.Origin,
-        connection: httpcore.AsyncHTTPConnection,
-        response: httpcore.Response,
+        self, response: httpcore.Response, on_close: Callable[[], Awaitable[None]]
     ) -> None:
-        self._transport = transport
-        self._origin = origin
-        self._connection = connection
         self._response = response
+        self._on_close = on_close
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -379,4 +526,4 @@ class _ResponseStream(httpx.AsyncByteStream):
             with _as_httpx_errors():
                 await self._response.aclose()
         finally:
-            await self._transport._release(self._origin, self._connection)
+            await self._on_close()

@@ -5,9 +5,10 @@ one commit)."""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import functools
 import json
+from asyncio import to_thread
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -74,19 +75,15 @@ def _members(req: OutboundRequest) -> dict[str, Any]:
 
 
 def _event(req: OutboundRequest, node: str, name: str, outcome: str, **kw: Any) -> AuditEvent:
-    # A member that is not a valid envelope value (a refused request's) is recorded as
-    # null: the log and its search columns hold only what the protocol allows.
-    invalid = {e["path"][1:] for e in envelope.member_errors(_members(req))}
-    to = None if "aud" in invalid else req.to
     return AuditEvent(
         event=name,
         outcome=outcome,
-        party=to,
+        party=req.to,
         sender=node,
-        recipient=to,
-        type=None if "type" in invalid else req.type,
-        agreement=None if "agreement" in invalid else req.agreement,
-        purpose=None if "purpose" in invalid else req.purpose,
+        recipient=req.to,
+        type=req.type,
+        agreement=req.agreement,
+        purpose=req.purpose,
         **kw,
     )
 
@@ -94,7 +91,7 @@ def _event(req: OutboundRequest, node: str, name: str, outcome: str, **kw: Any) 
 def refusal_event(
     req: OutboundRequest, node: str, problem: Problem, message_id: str | None = None
 ) -> AuditEvent:
-    return _event(
+    event = _event(
         req,
         node,
         ev.SEND_REFUSED,
@@ -102,6 +99,21 @@ def refusal_event(
         code=problem.code,
         message_id=message_id,
         detail={"status": problem.status},
+    )
+    # A member that is not a valid envelope value is recorded as null: the log and its
+    # search columns hold only what the protocol allows (an accepted request's members
+    # were checked by `prepare`).
+    invalid = {e["path"][1:] for e in envelope.member_errors(_members(req))}
+    if not invalid:
+        return event
+    to = None if "aud" in invalid else req.to
+    return dataclasses.replace(
+        event,
+        party=to,
+        recipient=to,
+        type=None if "type" in invalid else req.type,
+        agreement=None if "agreement" in invalid else req.agreement,
+        purpose=None if "purpose" in invalid else req.purpose,
     )
 
 
@@ -326,7 +338,7 @@ async def queue_outbound(
     """
     work = functools.partial(prepare, req, policy, now)
     try:
-        prepared = work() if inline else await asyncio.to_thread(work)
+        prepared = work() if inline else await to_thread(work)
     except Problem as problem:
         await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
         raise

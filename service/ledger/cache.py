@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+S = TypeVar("S")
 
 
 class _Absent:
@@ -86,6 +87,17 @@ class BatchCache:
     messages: Claims[tuple[str, str], KnownMessage] = field(default_factory=Claims)
     # message key (messages.pk) -> its outbox row
     outbox: Claims[int, OutboxClaim] = field(default_factory=Claims)
+    _attached: dict[type[Any], Any] = field(default_factory=dict)
+
+    def attached(self, kind: type[S]) -> S:
+        """The batch's one instance of `kind`, made on first use: state that a domain
+        keeps for one batch (e.g. the refusal tallies it has read). It lives as long as
+        the batch and is not undone with a unit; `kind` must be safe for that."""
+        found = self._attached.get(kind)
+        if found is None:
+            found = self._attached[kind] = kind()
+        made: S = found
+        return made
 
     def mark(self) -> tuple[int, int]:
         return self.messages.mark(), self.outbox.mark()

@@ -147,6 +147,11 @@ class ExchangeMetrics:
             outcome = entry["outcome"] if entry["outcome"] in _DELIVERY_OUTCOMES else OTHER
             self.delivery_attempts.labels(self._partner(entry["party"]), outcome).inc()
 
+    def observe_unlogged_refusal(self, code: str) -> None:
+        """Count a refusal of an unproven sender that was counted, not logged, because
+        its source was over its rate (service.exchange.refusals)."""
+        self._count({"event": ev.MESSAGE_REFUSED, "party": None, "type": None, "code": code})
+
     def observe_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
         self.request_duration.labels(
             route or UNMATCHED_ROUTE,

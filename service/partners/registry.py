@@ -59,6 +59,10 @@ class PartnerRegistry:
     def partners(self) -> tuple[Partner, ...]:
         return tuple(self._partners.values())
 
+    def pins(self, kid: str) -> bool:
+        """Whether `kid` is pinned for a partner (revoked or not)."""
+        return kid in self._keys
+
     def key_for(self, kid: str, alg: str) -> tuple[Partner, PartnerKey]:
         """The partner and key for a message's `kid` and `alg`, or a Problem."""
         found = self._keys.get(kid)

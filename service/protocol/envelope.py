@@ -29,6 +29,8 @@ ENVELOPE_MEMBERS = (
 )
 PROTOCOL_VERSION = 1
 PARTY_RE = r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]{1,31}$"
+# A key id as the nodes name them: a party id, '#' and a label of 1 to 64 characters.
+KID_RE = PARTY_RE.removesuffix("$") + r"#[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 TYPE_RE = r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$"
 AGREEMENT_RE = r"^[a-z0-9][a-z0-9-]{0,63}$"

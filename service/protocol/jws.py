@@ -1,10 +1,13 @@
 """JWS compact serialization (RFC 7515 section 7.1) as the protocol profiles it.
 
-The protected header holds exactly `alg`, `kid` and `typ` (PROTOCOL.md section
-3). Algorithms: `Ed25519` (RFC 9864), `EdDSA` with an Ed25519 key (RFC 8037) and
-`ES256` with a raw 64-byte R||S signature (RFC 7518 section 3.4). `parse_compact`
-checks syntax and header; `verify` checks the signature against a key the caller
-chose from its own configuration, never from the message.
+The protected header holds exactly `alg`, `kid` and `typ` (docs/protocol.md section
+2). Algorithms: `Ed25519` (RFC 9864), `EdDSA` with an Ed25519 key (RFC 8037) and
+`ES256` with a raw 64-byte R||S signature (RFC 7518 section 3.4) whose S is in the
+lower half of the group order (docs/protocol.md section 2: for every ECDSA signature
+(R, S) the pair (R, n - S) verifies too, so without this rule anyone holding a
+captured message could make a second valid token of it). `parse_compact` checks
+syntax and header; `verify` checks the signature against a key the caller chose from
+its own configuration, never from the message.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ SUPPORTED_ALGS = frozenset({"Ed25519", "EdDSA", "ES256"})
 EDDSA_ALGS = frozenset({"Ed25519", "EdDSA"})
 SIGNATURE_LENGTH = 64
 _P256_SCALAR_BYTES = 32
+# The order n of the P-256 group (SEC 2 section 2.4.2); S above n/2 is refused.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_HALF_ORDER = P256_ORDER // 2
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
@@ -142,6 +148,8 @@ def verify_raw(public: PublicKeyType, alg: str, signing_input: bytes, signature:
         ):
             r = int.from_bytes(signature[:_P256_SCALAR_BYTES], "big")
             s = int.from_bytes(signature[_P256_SCALAR_BYTES:], "big")
+            if s > P256_HALF_ORDER:
+                raise Problem("bad-signature", "ES256 signature S must be at most n/2 (low-S)")
             public.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
         else:
             raise Problem("bad-signature", f"alg {alg!r} does not fit the key")
@@ -166,8 +174,15 @@ def sign_raw(private: PrivateKeyType, alg: str, signing_input: bytes) -> bytes:
         and isinstance(private.curve, ec.SECP256R1)
     ):
         r, s = decode_dss_signature(private.sign(signing_input, _ECDSA_SHA256))
-        return r.to_bytes(_P256_SCALAR_BYTES, "big") + s.to_bytes(_P256_SCALAR_BYTES, "big")
+        return es256_signature(r, s)
     raise ValueError(f"alg {alg!r} does not fit the private key")
+
+
+def es256_signature(r: int, s: int) -> bytes:
+    """The raw R||S bytes of an ECDSA P-256 signature, in its low-S form (S <= n/2)."""
+    if s > P256_HALF_ORDER:
+        s = P256_ORDER - s
+    return r.to_bytes(_P256_SCALAR_BYTES, "big") + s.to_bytes(_P256_SCALAR_BYTES, "big")
 
 
 def sign_compact(key: SigningKey, payload: bytes, *, alg: str | None = None) -> bytes:

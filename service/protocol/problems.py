@@ -45,6 +45,7 @@ _KINDS = [
     ProblemKind("invalid-parameters", 422, "Invalid request parameters"),
     ProblemKind("request-timeout", 408, "Request not received in time"),
     ProblemKind("unavailable", 503, "Service temporarily unavailable"),
+    ProblemKind("audit-inconsistent", 500, "Audit log index disagrees with its entries"),
     ProblemKind("internal", 500, "Internal error"),
 ]
 

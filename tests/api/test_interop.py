@@ -15,6 +15,7 @@ from joserfc.jwk import ECKey, OKPKey
 from service.protocol import envelope
 from service.protocol.keys import private_key_pem
 from service.protocol.receipts import message_digest
+from tests.support.es256 import low_s, twin
 from tests.support.nodes import Federation, envelope_for
 
 JOSE = {"Content-Type": "application/jose"}
@@ -86,8 +87,33 @@ def test_es256_partner_signed_with_joserfc_is_accepted(
     ).encode()
     key = ECKey.import_key(private_key_pem(federation.kg.key.private))
     header = {"alg": "ES256", "kid": federation.kg.kid, "typ": "migex+jws"}
-    token = joserfc_jws.serialize_compact(header, body, key, algorithms=["ES256"]).encode()
+    token = low_s(joserfc_jws.serialize_compact(header, body, key, algorithms=["ES256"]).encode())
     resp = client.post("/v1/messages", content=token, headers=JOSE)
     # The signature verifies; the refusal comes from the agreement (not yet in force).
     assert resp.status_code == 403, resp.text
     assert resp.json()["code"] == "agreement"
+
+
+def _kg_in_force(cfg: dict[str, Any]) -> None:
+    next(a for a in cfg["agreements"] if a["id"] == "kz-kg-2019")["in_force"] = "2020-01-01"
+
+
+def test_the_high_s_twin_of_an_accepted_es256_message_is_refused(
+    client_factory: Any, federation: Federation
+) -> None:
+    client = client_factory(_kg_in_force)
+    env = envelope_for(
+        federation.kg,
+        msg_type="statistics.migration-flows",
+        agreement="kz-kg-2019",
+        purpose="statistics",
+    )
+    genuine = federation.kg.sign(env)
+    first = client.post("/v1/messages", content=genuine, headers=JOSE)
+    assert first.status_code == 201, first.text
+    forged = client.post("/v1/messages", content=twin(genuine), headers=JOSE)
+    assert forged.status_code == 401, forged.text
+    assert forged.json()["code"] == "bad-signature"
+    again = client.post("/v1/messages", content=genuine, headers=JOSE)
+    assert again.status_code == 200, again.text
+    assert again.content == first.content

@@ -74,3 +74,16 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_every_json_answer_is_described_by_a_model(spec: dict[str, Any]) -> None:
+    """A 2xx JSON answer names its schema (a response model), never an open object."""
+    loose = [
+        f"{m.upper()} {p} {code}"
+        for p, m, op in operations(spec)
+        for code, resp in op["responses"].items()
+        if code.startswith("2")
+        for media, content in resp.get("content", {}).items()
+        if media == "application/json" and "$ref" not in content.get("schema", {})
+    ]
+    assert loose == []

@@ -141,18 +141,19 @@ def test_local_api_chunked_body_over_the_size_limit_is_too_large(
 def test_large_bodies_are_checked_off_the_event_loop_and_small_ones_on_it(
     federation: Federation, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.api import local, messages
+    from service.api import messages
+    from service.exchange import outbound
 
     assert messages.INLINE_LIMIT == 64 * 1024
     off_loop: list[str] = []
-    for module in (messages, local):
-        original = module.run_in_threadpool
+    for module, name in ((messages, "run_in_threadpool"), (outbound, "to_thread")):
+        original = getattr(module, name)
 
         async def recording(func: Any, *args: Any, _orig: Any = original, **kw: Any) -> Any:
             off_loop.append(getattr(func, "__name__", None) or func.func.__name__)
             return await _orig(func, *args, **kw)
 
-        monkeypatch.setattr(module, "run_in_threadpool", recording)
+        monkeypatch.setattr(module, name, recording)
 
     small = federation.uz.sign(envelope_for(federation.uz))
     assert client.post("/v1/messages", content=small, headers=JOSE).status_code == 201

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from service.exchange.outbound import OutboundRequest, QueueUnit, prepare
+from service.exchange.outbound import OutboundRequest, Prepared, QueueUnit, prepare
 from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -44,6 +44,11 @@ def in_one_batch(committer: GroupCommitter, *units: Any) -> list[Future[Any]]:
     return futures
 
 
+def prepare_on(node: Node, req: OutboundRequest) -> Prepared:
+    """`req` checked, cut and signed by `node`, as its local API does."""
+    return prepare(req, node.outbound, node.clock())
+
+
 def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
     """A statistics dataset for UZ:MIA, prepared as the route prepares it; `overrides`
     then change its envelope as a client value that slipped past the edge would."""
@@ -54,7 +59,7 @@ def queue_unit(node: Node, **overrides: Any) -> QueueUnit:
         "statistics",
         example_body("statistics.migration-flows"),
     )
-    prepared = prepare(req, node.outbound, node.clock())
+    prepared = prepare_on(node, req)
     if overrides:
         env = dataclasses.replace(prepared.env, **overrides)
         prepared = dataclasses.replace(prepared, env=env)

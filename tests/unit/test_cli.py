@@ -300,3 +300,43 @@ def test_audit_messages_checks_the_stored_messages_against_the_log(
         assert result.exit_code == 1
         assert finding in result.output
         assert "FAILED: 1 findings" in result.output
+
+
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104  (what the container image sets)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({}, [], ("127.0.0.1", 8000)),
+        (
+            {"MIGEX_LISTEN_HOST": EVERY_INTERFACE, "MIGEX_LISTEN_PORT": "8100"},
+            [],
+            (EVERY_INTERFACE, 8100),
+        ),
+        (
+            {"MIGEX_LISTEN_HOST": EVERY_INTERFACE},
+            ["--host", "::1", "--port", "8200"],
+            ("::1", 8200),
+        ),
+    ],
+)
+def test_serve_listens_where_the_environment_says_unless_the_options_say_otherwise(
+    federation: Federation,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: list[str],
+    expected: tuple[str, int],
+) -> None:
+    """The container image sets MIGEX_LISTEN_HOST/PORT; the file's `listen` (127.0.0.1:8000
+    when it names none) applies only without them, and --host/--port win over both."""
+    bound: list[tuple[str, int]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: bound.append((kw["host"], kw["port"])))
+    monkeypatch.setenv("MIGEX_CONFIG", "unused")  # serve sets it for the app; restored after
+    for name in ("MIGEX_LISTEN_HOST", "MIGEX_LISTEN_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    config = federation.write_config()
+    result = runner.invoke(app, ["serve", "--config", str(config), *args], env=env)
+    assert result.exit_code == 0, result.output
+    assert bound == [expected]

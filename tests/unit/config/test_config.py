@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
 
 import pytest
 
 from service.api.tokens import TokenStore
-from service.config import ConfigError, load_config, render_sample_config
+from service.config import ConfigError, NodeConfig, load_config, render_sample_config
 from service.config.build import registry_from_config
 from service.partners.agreements import check_agreement
 from service.partners.registry import PartnerRegistry
@@ -41,6 +44,108 @@ def assert_problem(message: str, path: Path, line: int, where: str, text: str) -
     assert any(text in m for m in found), f"{text!r} not in {found}"
 
 
+# -- variants of the base file ------------------------------------------------------
+#
+# Most cases below take the base file, change it in one place (and sometimes the key
+# files next to it), and load it. Each case is a row of a table; its id is the name it
+# would have as a test of its own, so `pytest -k duplicate_kid` finds it.
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The base file with `old` replaced once by `new` and `append` added at its end."""
+
+    name: str
+    _: KW_ONLY
+    old: str = ""
+    new: str = ""
+    append: str = ""
+    prepare: Callable[[ConfigDir], None] | None = None  # changes the key files first
+
+    def write(self, cdir: ConfigDir) -> tuple[Path, str]:
+        if self.prepare is not None:
+            self.prepare(cdir)
+        text = cdir.base_text()
+        if self.old:
+            text = replace_once(text, self.old, self.new)
+        text += self.append
+        return cdir.write(text), text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loads(Variant):
+    """A variant that loads, and the value `value(cfg)` it must load as."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    value: Callable[[NodeConfig], object]
+    expected: object
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal(Variant):
+    """A variant refused with `message` for `where`, on the first line holding `at`.
+
+    With `after`, the line holding `at` is searched for below the first line holding
+    `after`. `also_where` names further paths refused on that line with that message.
+    """
+
+    at: str
+    after: str | None = None
+    where: str
+    also_where: tuple[str, ...] = ()
+    message: str
+    check_key_files: bool = True
+
+
+def _add_p256_signing_key(cdir: ConfigDir) -> None:
+    write_private_key(cdir.root / "kz-p256.pem", generate_private_key("p256"))
+
+
+def _remove_signing_key(cdir: ConfigDir) -> None:
+    (cdir.root / "kz.pem").unlink()
+
+
+def _open_signing_key_to_others(cdir: ConfigDir) -> None:
+    (cdir.root / "kz.pem").chmod(0o644)
+
+
+def _add_group_readable_salt(cdir: ConfigDir) -> None:
+    salt = cdir.root / "salt"
+    salt.write_bytes(b"s" * 32)
+    salt.chmod(0o640)
+
+
+def _remove_kg_jwk_file(cdir: ConfigDir) -> None:
+    (cdir.root / "public" / "kg.jwk.json").unlink()
+
+
+def _corrupt_kg_jwk_file(cdir: ConfigDir) -> None:
+    (cdir.root / "public" / "kg.jwk.json").write_text(json.dumps({**cdir.kg_jwk, "y": "AA"}))
+
+
+def _empty_kg_jwk_set(cdir: ConfigDir) -> None:
+    (cdir.root / "public" / "kg.jwk.json").write_text(json.dumps({"keys": []}))
+
+
+UZ_OUT_RULE = "      - id: uz-out-verification-response\n"
+UZ_OUT_STATISTICS_RULE = (
+    "      - id: uz-out-statistics\n"
+    "        direction: outbound\n"
+    "        types: [statistics.migration-flows]\n"
+    "        agreements: [kz-uz-2019]\n"
+    "        purposes: [statistics]\n"
+    '        fields: ["*"]\n'
+)
+UZ_IN_STATISTICS_TOO_RULE = (
+    "      - id: uz-in-statistics-too\n"
+    "        direction: inbound\n"
+    "        types: [statistics.migration-flows, citizenship.verification-request]\n"
+    "        agreements: [kz-uz-2019]\n"
+    "        purposes: [statistics]\n"
+)
+AUDITOR_SHA256 = hashlib.sha256(b"auditor-token-for-tests").hexdigest()
+
+
 # -- files that load -------------------------------------------------------------
 
 
@@ -61,23 +166,6 @@ def test_relative_paths_resolve_against_the_file_directory(cdir: ConfigDir) -> N
     kg_key = cfg.partners[1].keys[0]
     assert kg_key.jwk_file == cdir.root / "public" / "kg.jwk.json"
     assert kg_key.jwk == cdir.kg_jwk
-
-
-def test_endpoint_loses_its_trailing_slash(cdir: ConfigDir) -> None:
-    cfg = load_config(cdir.write(cdir.base_text()), env={})
-    assert cfg.partners[0].endpoint == "http://127.0.0.1:8001"
-
-
-def test_env_database_url_overrides_the_file(cdir: ConfigDir) -> None:
-    env = {"MIGEX_DATABASE_URL": "postgresql+psycopg://migex@db/migex"}
-    cfg = load_config(cdir.write(cdir.base_text()), env=env)
-    assert cfg.database_url == "postgresql+psycopg://migex@db/migex"
-
-
-def test_env_database_url_supplies_a_missing_database_url(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), 'database_url: "sqlite:///var/kz/migex.db"\n', "")
-    cfg = load_config(cdir.write(text), env={"MIGEX_DATABASE_URL": "sqlite:///x.db"})
-    assert cfg.database_url == "sqlite:///x.db"
 
 
 def test_env_public_keys_dir_replaces_the_jwk_file_directory(cdir: ConfigDir) -> None:
@@ -103,10 +191,56 @@ def test_jwk_file_may_hold_a_jwk_set_with_the_kid(cdir: ConfigDir) -> None:
     assert cfg.partners[1].keys[0].jwk == cdir.kg_jwk
 
 
-def test_dates_may_be_quoted(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "signed: 2019-04-15", 'signed: "2019-04-15"')
-    cfg = load_config(cdir.write(text), env={})
-    assert cfg.agreements[0].signed == date(2019, 4, 15)
+LOADS = [
+    Loads(
+        "endpoint_loses_its_trailing_slash",
+        value=lambda cfg: cfg.partners[0].endpoint,
+        expected="http://127.0.0.1:8001",
+    ),
+    Loads(
+        "env_database_url_overrides_the_file",
+        env={"MIGEX_DATABASE_URL": "postgresql+psycopg://migex@db/migex"},
+        value=lambda cfg: cfg.database_url,
+        expected="postgresql+psycopg://migex@db/migex",
+    ),
+    Loads(
+        "env_database_url_supplies_a_missing_database_url",
+        old='database_url: "sqlite:///var/kz/migex.db"\n',
+        new="",
+        env={"MIGEX_DATABASE_URL": "sqlite:///x.db"},
+        value=lambda cfg: cfg.database_url,
+        expected="sqlite:///x.db",
+    ),
+    Loads(
+        "dates_may_be_quoted",
+        old="signed: 2019-04-15",
+        new='signed: "2019-04-15"',
+        value=lambda cfg: cfg.agreements[0].signed,
+        expected=date(2019, 4, 15),
+    ),
+    Loads(
+        "same_triple_in_both_directions_is_not_an_overlap",
+        old=UZ_OUT_RULE,
+        new=UZ_OUT_STATISTICS_RULE + UZ_OUT_RULE,
+        value=lambda cfg: [r.id for r in cfg.partners[0].rules][:2],
+        expected=["uz-in-statistics", "uz-out-statistics"],
+    ),
+    Loads(
+        "p256_active_key_with_ed25519_audit_key_loads",
+        prepare=_add_p256_signing_key,
+        old='      file: kz.pem\n  active_kid: "KZ:MIA#2026-01"',
+        new='      file: kz.pem\n    - kid: "KZ:MIA#p256"\n      file: kz-p256.pem\n  active_kid: "KZ:MIA#p256"',
+        value=lambda cfg: cfg.node.active_kid,
+        expected="KZ:MIA#p256",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LOADS, ids=attrgetter("name"))
+def test_variant_loads(case: Loads, cdir: ConfigDir) -> None:
+    path, _ = case.write(cdir)
+    cfg = load_config(path, env=case.env)
+    assert case.value(cfg) == case.expected
 
 
 # -- every problem, with its line --------------------------------------------------
@@ -133,528 +267,346 @@ def test_all_problems_are_reported_not_only_the_first(cdir: ConfigDir) -> None:
     assert lines == sorted(lines)
 
 
-def test_unknown_agreement_in_a_rule_names_its_line(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(), "        agreements: [kz-kg-2019]\n", "        agreements: [kz-kg-2091]\n"
-    )
-    path = cdir.write(text)
-    line = line_of(text, "agreements: [kz-kg-2091]")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].rules[0].agreements[0]",
-        "unknown agreement 'kz-kg-2091'",
-    )
-
-
-def test_rule_type_not_covered_by_its_agreement_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "        types: [statistics.migration-flows]\n        agreements: [kz-kg-2019]",
-        "        types: [statistics.migration-flows, readmission.request]\n        agreements: [kz-kg-2019]",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "agreements: [kz-kg-2019]", after="id: kg-in-statistics")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].rules[0].agreements[0]",
-        "agreement kz-kg-2019 does not cover readmission.request x statistics",
-    )
-
-
-def test_rule_purpose_not_covered_by_its_agreement_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "purposes: [statistics]\n      - id: uz-out",
-        "purposes: [readmission]\n      - id: uz-out",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "agreements: [kz-uz-2019]", after="id: uz-in-statistics")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[0].agreements[0]",
-        "does not cover statistics.migration-flows x readmission",
-    )
-
-
-def test_agreement_not_binding_the_partner_country_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(), "        agreements: [kz-kg-2019]\n", "        agreements: [kz-uz-2019]\n"
-    )
-    path = cdir.write(text)
-    line = line_of(text, "agreements: [kz-uz-2019]", after="id: kg-in-statistics")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].rules[0].agreements[0]",
-        "agreement kz-uz-2019 does not bind KG",
-    )
-
-
-def test_agreement_not_binding_the_node_country_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "parties: [KZ, KG]", "parties: [KG, TJ]")
-    path = cdir.write(text)
-    line = line_of(text, "agreements: [kz-kg-2019]")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].rules[0].agreements[0]",
-        "agreement kz-kg-2019 does not bind KZ",
-    )
-
-
-def test_duplicate_partner_party_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), 'party: "KG:SRS"', 'party: "UZ:MIA"')
-    path = cdir.write(text)
-    line = line_of(text, 'party: "UZ:MIA"', after="jwk: ")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].party",
-        "party 'UZ:MIA' is already used at partners[0].party",
-    )
-
-
-def test_node_listed_as_its_own_partner_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), 'party: "KG:SRS"', 'party: "KZ:MIA"')
-    path = cdir.write(text)
-    line = line_of(text, 'party: "KZ:MIA"', after="partners:")
-    assert_problem(
-        refused(path), path, line, "partners[1].party", "a node cannot be its own partner"
-    )
-
-
-def test_duplicate_kid_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(), '      - kid: "KG:SRS#2026-01"', '      - kid: "UZ:MIA#2026-01"'
-    )
-    path = cdir.write(text)
-    line = line_of(text, 'kid: "UZ:MIA#2026-01"', after="KG:SRS")
-    assert_problem(
-        refused(path), path, line, "partners[1].keys[0].kid", "kid 'UZ:MIA#2026-01' is already used"
-    )
-
-
-def test_duplicate_rule_id_is_refused_across_partners(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "id: kg-in-statistics", "id: uz-in-statistics")
-    path = cdir.write(text)
-    line = line_of(text, "id: uz-in-statistics", after="KG:SRS")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].rules[0].id",
-        "rule id 'uz-in-statistics' is already used at partners[0].rules[0].id",
-    )
-
-
-def test_partner_kid_not_owned_by_its_party_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), 'kid: "UZ:MIA#2026-01"', 'kid: "TJ:MIA#2026-01"')
-    path = cdir.write(text)
-    line = line_of(text, 'kid: "TJ:MIA#2026-01"')
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].keys[0].kid",
-        "key TJ:MIA#2026-01 does not belong to UZ:MIA",
-    )
-
-
-def test_node_kid_not_owned_by_the_node_is_refused(cdir: ConfigDir) -> None:
-    text = cdir.base_text().replace('"KZ:MIA#2026-01"', '"KZ:BNS#2026-01"')
-    path = cdir.write(text)
-    line = line_of(text, 'kid: "KZ:BNS#2026-01"')
-    assert_problem(
-        refused(path), path, line, "node.signing_keys[0].kid", "does not belong to KZ:MIA"
-    )
-
-
-def test_malformed_jwk_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), '"crv": "Ed25519"', '"crv": "Ed448"')
-    path = cdir.write(text)
-    line = line_of(text, '"crv": "Ed448"')
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].keys[0].jwk",
-        "malformed JWK: OKP JWK must have crv 'Ed25519'",
-    )
-
-
-def test_jwk_with_private_key_material_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), '"kty": "OKP"', '"d": "AAAA", "kty": "OKP"')
-    path = cdir.write(text)
-    line = line_of(text, '"d": "AAAA"')
-    assert_problem(refused(path), path, line, "partners[0].keys[0].jwk", "private key material")
-
-
-def test_malformed_jwk_file_is_refused_at_the_jwk_file_line(cdir: ConfigDir) -> None:
-    (cdir.root / "public" / "kg.jwk.json").write_text(json.dumps({**cdir.kg_jwk, "y": "AA"}))
-    text = cdir.base_text()
-    path = cdir.write(text)
-    line = line_of(text, "jwk_file:")
-    assert_problem(refused(path), path, line, "partners[1].keys[0].jwk_file", "malformed JWK")
-
-
-def test_algs_not_permitted_by_the_key_type_are_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "algs: [Ed25519, EdDSA]", "algs: [Ed25519, ES256]")
-    path = cdir.write(text)
-    line = line_of(text, "algs: [Ed25519, ES256]")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].keys[0].algs",
-        "ES256 not permitted for this Ed25519 key (permitted: Ed25519, EdDSA)",
-    )
-
-
-def test_hmac_and_none_algorithms_are_never_accepted(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "algs: [ES256]", "algs: [HS256, none]")
-    path = cdir.write(text)
-    line = line_of(text, "algs: [HS256, none]")
-    message = refused(path)
-    assert_problem(message, path, line, "partners[1].keys[0].algs[0]", "Input should be")
-    assert_problem(message, path, line, "partners[1].keys[0].algs[1]", "Input should be")
-
-
-def test_overlapping_rules_of_one_partner_are_refused(cdir: ConfigDir) -> None:
-    extra = (
-        "      - id: uz-in-statistics-too\n"
-        "        direction: inbound\n"
-        "        types: [statistics.migration-flows, citizenship.verification-request]\n"
-        "        agreements: [kz-uz-2019]\n"
-        "        purposes: [statistics]\n"
-    )
-    text = replace_once(
-        cdir.base_text(),
-        "      - id: uz-out-verification-response\n",
-        extra + "      - id: uz-out-verification-response\n",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "- id: uz-in-statistics-too")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[1]",
-        "overlapping rules uz-in-statistics and uz-in-statistics-too: both allow inbound "
-        "statistics.migration-flows under kz-uz-2019 for statistics",
-    )
-
-
-def test_same_triple_in_both_directions_is_not_an_overlap(cdir: ConfigDir) -> None:
-    extra = (
-        "      - id: uz-out-statistics\n"
-        "        direction: outbound\n"
-        "        types: [statistics.migration-flows]\n"
-        "        agreements: [kz-uz-2019]\n"
-        "        purposes: [statistics]\n"
-        '        fields: ["*"]\n'
-    )
-    text = replace_once(
-        cdir.base_text(),
-        "      - id: uz-out-verification-response\n",
-        extra + "      - id: uz-out-verification-response\n",
-    )
-    cfg = load_config(cdir.write(text), env={})
-    assert [r.id for r in cfg.partners[0].rules][:2] == ["uz-in-statistics", "uz-out-statistics"]
-
-
-def test_outbound_rule_without_fields_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "        fields: [result, person.names]\n", "")
-    path = cdir.write(text)
-    line = line_of(text, "- id: uz-out-verification-response")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[1]",
-        "outbound rule uz-out-verification-response must list the fields",
-    )
-
-
-def test_inbound_rule_with_fields_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "        purposes: [statistics]\n      - id: uz-out",
-        '        purposes: [statistics]\n        fields: ["*"]\n      - id: uz-out',
-    )
-    path = cdir.write(text)
-    line = line_of(text, 'fields: ["*"]')
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[0].fields",
-        "fields apply to outbound rules only",
-    )
-
-
-def test_wildcard_field_with_other_fields_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "fields: [result, person.names]", 'fields: [result, "*"]')
-    path = cdir.write(text)
-    line = line_of(text, 'fields: [result, "*"]')
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[1].fields",
-        '"*" (the whole body) must be the only entry',
-    )
-
-
-def test_unknown_active_kid_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(), 'active_kid: "KZ:MIA#2026-01"', 'active_kid: "KZ:MIA#2025-01"'
-    )
-    path = cdir.write(text)
-    line = line_of(text, "active_kid:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "node.active_kid",
-        "KZ:MIA#2025-01 is not one of node.signing_keys",
-    )
-
-
-def test_unknown_audit_kid_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(), 'audit_kid: "KZ:MIA#2026-01"', 'audit_kid: "KZ:MIA#2025-01"'
-    )
-    path = cdir.write(text)
-    line = line_of(text, "audit_kid:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "node.audit_kid",
-        "KZ:MIA#2025-01 is not one of node.signing_keys",
-    )
-
-
-def test_audit_key_that_is_not_ed25519_is_refused(cdir: ConfigDir) -> None:
-    write_private_key(cdir.root / "kz-p256.pem", generate_private_key("p256"))
-    text = replace_once(cdir.base_text(), "file: kz.pem", "file: kz-p256.pem")
-    path = cdir.write(text)
-    line = line_of(text, "audit_kid:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "node.audit_kid",
-        "key KZ:MIA#2026-01 is P-256; audit checkpoints are signed notes and need an Ed25519 key",
-    )
-
-
-def test_p256_active_key_with_ed25519_audit_key_loads(cdir: ConfigDir) -> None:
-    write_private_key(cdir.root / "kz-p256.pem", generate_private_key("p256"))
-    text = replace_once(
-        cdir.base_text(),
-        '      file: kz.pem\n  active_kid: "KZ:MIA#2026-01"',
-        '      file: kz.pem\n    - kid: "KZ:MIA#p256"\n      file: kz-p256.pem\n  active_kid: "KZ:MIA#p256"',
-    )
-    cfg = load_config(cdir.write(text), env={})
-    assert cfg.node.active_kid == "KZ:MIA#p256"
-
-
-def test_published_kids_must_include_the_active_key(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
+REFUSALS = [
+    Refusal(
+        "unknown_agreement_in_a_rule_names_its_line",
+        old="        agreements: [kz-kg-2019]\n",
+        new="        agreements: [kz-kg-2091]\n",
+        at="agreements: [kz-kg-2091]",
+        where="partners[1].rules[0].agreements[0]",
+        message="unknown agreement 'kz-kg-2091'",
+    ),
+    Refusal(
+        "rule_type_not_covered_by_its_agreement_is_refused",
+        old="        types: [statistics.migration-flows]\n        agreements: [kz-kg-2019]",
+        new="        types: [statistics.migration-flows, readmission.request]\n        agreements: [kz-kg-2019]",
+        at="agreements: [kz-kg-2019]",
+        after="id: kg-in-statistics",
+        where="partners[1].rules[0].agreements[0]",
+        message="agreement kz-kg-2019 does not cover readmission.request x statistics",
+    ),
+    Refusal(
+        "rule_purpose_not_covered_by_its_agreement_is_refused",
+        old="purposes: [statistics]\n      - id: uz-out",
+        new="purposes: [readmission]\n      - id: uz-out",
+        at="agreements: [kz-uz-2019]",
+        after="id: uz-in-statistics",
+        where="partners[0].rules[0].agreements[0]",
+        message="does not cover statistics.migration-flows x readmission",
+    ),
+    Refusal(
+        "agreement_not_binding_the_partner_country_is_refused",
+        old="        agreements: [kz-kg-2019]\n",
+        new="        agreements: [kz-uz-2019]\n",
+        at="agreements: [kz-uz-2019]",
+        after="id: kg-in-statistics",
+        where="partners[1].rules[0].agreements[0]",
+        message="agreement kz-uz-2019 does not bind KG",
+    ),
+    Refusal(
+        "agreement_not_binding_the_node_country_is_refused",
+        old="parties: [KZ, KG]",
+        new="parties: [KG, TJ]",
+        at="agreements: [kz-kg-2019]",
+        where="partners[1].rules[0].agreements[0]",
+        message="agreement kz-kg-2019 does not bind KZ",
+    ),
+    Refusal(
+        "duplicate_partner_party_is_refused",
+        old='party: "KG:SRS"',
+        new='party: "UZ:MIA"',
+        at='party: "UZ:MIA"',
+        after="jwk: ",
+        where="partners[1].party",
+        message="party 'UZ:MIA' is already used at partners[0].party",
+    ),
+    Refusal(
+        "node_listed_as_its_own_partner_is_refused",
+        old='party: "KG:SRS"',
+        new='party: "KZ:MIA"',
+        at='party: "KZ:MIA"',
+        after="partners:",
+        where="partners[1].party",
+        message="a node cannot be its own partner",
+    ),
+    Refusal(
+        "duplicate_kid_is_refused",
+        old='      - kid: "KG:SRS#2026-01"',
+        new='      - kid: "UZ:MIA#2026-01"',
+        at='kid: "UZ:MIA#2026-01"',
+        after="KG:SRS",
+        where="partners[1].keys[0].kid",
+        message="kid 'UZ:MIA#2026-01' is already used",
+    ),
+    Refusal(
+        "duplicate_rule_id_is_refused_across_partners",
+        old="id: kg-in-statistics",
+        new="id: uz-in-statistics",
+        at="id: uz-in-statistics",
+        after="KG:SRS",
+        where="partners[1].rules[0].id",
+        message="rule id 'uz-in-statistics' is already used at partners[0].rules[0].id",
+    ),
+    Refusal(
+        "partner_kid_not_owned_by_its_party_is_refused",
+        old='kid: "UZ:MIA#2026-01"',
+        new='kid: "TJ:MIA#2026-01"',
+        at='kid: "TJ:MIA#2026-01"',
+        where="partners[0].keys[0].kid",
+        message="key TJ:MIA#2026-01 does not belong to UZ:MIA",
+    ),
+    Refusal(
+        # The node's one kid renamed in all three places it is given.
+        "node_kid_not_owned_by_the_node_is_refused",
+        old='    - kid: "KZ:MIA#2026-01"\n'
+        "      file: kz.pem\n"
+        '  active_kid: "KZ:MIA#2026-01"\n'
         '  audit_kid: "KZ:MIA#2026-01"\n',
-        '  audit_kid: "KZ:MIA#2026-01"\n  published_kids: []\n',
-    )
-    path = cdir.write(text)
-    line = line_of(text, "published_kids:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "node.published_kids",
-        "the active key KZ:MIA#2026-01 must be published",
-    )
+        new='    - kid: "KZ:BNS#2026-01"\n'
+        "      file: kz.pem\n"
+        '  active_kid: "KZ:BNS#2026-01"\n'
+        '  audit_kid: "KZ:BNS#2026-01"\n',
+        at='kid: "KZ:BNS#2026-01"',
+        where="node.signing_keys[0].kid",
+        message="does not belong to KZ:MIA",
+    ),
+    Refusal(
+        "malformed_jwk_is_refused",
+        old='"crv": "Ed25519"',
+        new='"crv": "Ed448"',
+        at='"crv": "Ed448"',
+        where="partners[0].keys[0].jwk",
+        message="malformed JWK: OKP JWK must have crv 'Ed25519'",
+    ),
+    Refusal(
+        "jwk_with_private_key_material_is_refused",
+        old='"kty": "OKP"',
+        new='"d": "AAAA", "kty": "OKP"',
+        at='"d": "AAAA"',
+        where="partners[0].keys[0].jwk",
+        message="private key material",
+    ),
+    Refusal(
+        "malformed_jwk_file_is_refused_at_the_jwk_file_line",
+        prepare=_corrupt_kg_jwk_file,
+        at="jwk_file:",
+        where="partners[1].keys[0].jwk_file",
+        message="malformed JWK",
+    ),
+    Refusal(
+        "algs_not_permitted_by_the_key_type_are_refused",
+        old="algs: [Ed25519, EdDSA]",
+        new="algs: [Ed25519, ES256]",
+        at="algs: [Ed25519, ES256]",
+        where="partners[0].keys[0].algs",
+        message="ES256 not permitted for this Ed25519 key (permitted: Ed25519, EdDSA)",
+    ),
+    Refusal(
+        "hmac_and_none_algorithms_are_never_accepted",
+        old="algs: [ES256]",
+        new="algs: [HS256, none]",
+        at="algs: [HS256, none]",
+        where="partners[1].keys[0].algs[0]",
+        also_where=("partners[1].keys[0].algs[1]",),
+        message="Input should be",
+    ),
+    Refusal(
+        "overlapping_rules_of_one_partner_are_refused",
+        old=UZ_OUT_RULE,
+        new=UZ_IN_STATISTICS_TOO_RULE + UZ_OUT_RULE,
+        at="- id: uz-in-statistics-too",
+        where="partners[0].rules[1]",
+        message="overlapping rules uz-in-statistics and uz-in-statistics-too: both allow inbound "
+        "statistics.migration-flows under kz-uz-2019 for statistics",
+    ),
+    Refusal(
+        "outbound_rule_without_fields_is_refused",
+        old="        fields: [result, person.names]\n",
+        new="",
+        at="- id: uz-out-verification-response",
+        where="partners[0].rules[1]",
+        message="outbound rule uz-out-verification-response must list the fields",
+    ),
+    Refusal(
+        "inbound_rule_with_fields_is_refused",
+        old="        purposes: [statistics]\n      - id: uz-out",
+        new='        purposes: [statistics]\n        fields: ["*"]\n      - id: uz-out',
+        at='fields: ["*"]',
+        where="partners[0].rules[0].fields",
+        message="fields apply to outbound rules only",
+    ),
+    Refusal(
+        "wildcard_field_with_other_fields_is_refused",
+        old="fields: [result, person.names]",
+        new='fields: [result, "*"]',
+        at='fields: [result, "*"]',
+        where="partners[0].rules[1].fields",
+        message='"*" (the whole body) must be the only entry',
+    ),
+    Refusal(
+        "unknown_active_kid_is_refused",
+        old='active_kid: "KZ:MIA#2026-01"',
+        new='active_kid: "KZ:MIA#2025-01"',
+        at="active_kid:",
+        where="node.active_kid",
+        message="KZ:MIA#2025-01 is not one of node.signing_keys",
+    ),
+    Refusal(
+        "unknown_audit_kid_is_refused",
+        old='audit_kid: "KZ:MIA#2026-01"',
+        new='audit_kid: "KZ:MIA#2025-01"',
+        at="audit_kid:",
+        where="node.audit_kid",
+        message="KZ:MIA#2025-01 is not one of node.signing_keys",
+    ),
+    Refusal(
+        "audit_key_that_is_not_ed25519_is_refused",
+        prepare=_add_p256_signing_key,
+        old="file: kz.pem",
+        new="file: kz-p256.pem",
+        at="audit_kid:",
+        where="node.audit_kid",
+        message="key KZ:MIA#2026-01 is P-256; audit checkpoints are signed notes and need an Ed25519 key",
+    ),
+    Refusal(
+        "published_kids_must_include_the_active_key",
+        old='  audit_kid: "KZ:MIA#2026-01"\n',
+        new='  audit_kid: "KZ:MIA#2026-01"\n  published_kids: []\n',
+        at="published_kids:",
+        where="node.published_kids",
+        message="the active key KZ:MIA#2026-01 must be published",
+    ),
+    Refusal(
+        "missing_key_file_is_refused",
+        prepare=_remove_signing_key,
+        at="file: kz.pem",
+        where="node.signing_keys[0].file",
+        message="cannot open key file",
+    ),
+    Refusal(
+        "key_file_readable_by_others_is_refused",
+        prepare=_open_signing_key_to_others,
+        at="file: kz.pem",
+        where="node.signing_keys[0].file",
+        message="mode is 0644",
+    ),
+    Refusal(
+        "salt_file_readable_by_others_is_refused",
+        prepare=_add_group_readable_salt,
+        append="audit: {identifier_salt_file: salt}\n",
+        at="identifier_salt_file",
+        where="audit.identifier_salt_file",
+        message="has mode 0640",
+    ),
+    Refusal(
+        "missing_jwk_file_is_refused_at_its_line",
+        prepare=_remove_kg_jwk_file,
+        check_key_files=False,
+        at="jwk_file: public/kg.jwk.json",
+        where="partners[1].keys[0].jwk_file",
+        message="cannot read",
+    ),
+    Refusal(
+        "jwk_set_without_the_kid_is_refused",
+        prepare=_empty_kg_jwk_set,
+        at="jwk_file:",
+        where="partners[1].keys[0].jwk_file",
+        message="has no key with kid 'KG:SRS#2026-01'",
+    ),
+    Refusal(
+        "key_with_both_jwk_and_jwk_file_is_refused",
+        old="        jwk_file: public/kg.jwk.json\n",
+        new="        jwk_file: public/kg.jwk.json\n        jwk: {}\n",
+        at='- kid: "KG:SRS#2026-01"',
+        where="partners[1].keys[0]",
+        message="give exactly one of jwk and jwk_file",
+    ),
+    Refusal(
+        "revoked_at_with_revoked_false_is_refused",
+        old="algs: [ES256]",
+        new="algs: [ES256]\n        revoked: false\n        revoked_at: 2026-05-01",
+        at="revoked_at:",
+        where="partners[1].keys[0].revoked_at",
+        message="revoked_at is set but revoked is false",
+    ),
+    Refusal(
+        "unknown_field_is_refused_at_its_line",
+        old="rate_limit: {per_second: 5, burst: 10}",
+        new="rate_limit: {per_second: 5, brust: 10}",
+        at="brust",
+        where="partners[0].rate_limit.brust",
+        message="unknown field 'brust'",
+    ),
+    Refusal(
+        "missing_required_field_is_reported_at_its_parent",
+        old='    endpoint: "http://127.0.0.1:8002"\n',
+        new="",
+        at='- party: "KG:SRS"',
+        where="partners[1].endpoint",
+        message="required field is missing",
+    ),
+    Refusal(
+        "unknown_message_type_is_refused",
+        old="types: [citizenship.verification-response]",
+        new="types: [citizenship.verification-reply]",
+        at="citizenship.verification-reply",
+        where="partners[0].rules[1].types[0]",
+        message="unknown message type 'citizenship.verification-reply'",
+    ),
+    Refusal(
+        "integer_date_is_refused",
+        old="signed: 2019-04-15",
+        new="signed: 20190415",
+        at="signed: 20190415",
+        where="agreements[0].signed",
+        message="must be a date (YYYY-MM-DD)",
+    ),
+    Refusal(
+        "in_force_before_signing_is_refused",
+        old="in_force: 2020-05-22",
+        new="in_force: 2019-01-01",
+        at="in_force: 2019-01-01",
+        where="agreements[0].in_force",
+        message="in_force 2019-01-01 is before signed 2019-04-15",
+    ),
+    Refusal(
+        "endpoint_must_be_an_http_url",
+        old='"http://127.0.0.1:8002"',
+        new='"ftp://127.0.0.1/x"',
+        at="ftp://",
+        where="partners[1].endpoint",
+        message="is not an http or https URL",
+    ),
+    Refusal(
+        "duplicate_token_hash_is_refused",
+        append=f'  - {{name: auditor-kz-2, role: auditor, sha256: "{AUDITOR_SHA256}"}}\n',
+        at="auditor-kz-2",
+        where="tokens[1].sha256",
+        message="token hash",
+    ),
+    Refusal(
+        "lease_not_longer_than_delivery_timeout_is_refused",
+        append="delivery:\n  timeout_seconds: 30\n  lease_seconds: 30\n",
+        at="lease_seconds: 30",
+        where="delivery.lease_seconds",
+        message="must be longer than timeout_seconds",
+    ),
+]
 
 
-def test_missing_key_file_is_refused(cdir: ConfigDir) -> None:
-    (cdir.root / "kz.pem").unlink()
-    text = cdir.base_text()
-    path = cdir.write(text)
-    line = line_of(text, "file: kz.pem")
-    assert_problem(refused(path), path, line, "node.signing_keys[0].file", "cannot open key file")
-
-
-def test_key_file_readable_by_others_is_refused(cdir: ConfigDir) -> None:
-    (cdir.root / "kz.pem").chmod(0o644)
-    text = cdir.base_text()
-    path = cdir.write(text)
-    line = line_of(text, "file: kz.pem")
-    assert_problem(refused(path), path, line, "node.signing_keys[0].file", "mode is 0644")
+@pytest.mark.parametrize("case", REFUSALS, ids=attrgetter("name"))
+def test_problem_is_reported_at_its_line(case: Refusal, cdir: ConfigDir) -> None:
+    path, text = case.write(cdir)
+    message = refused(path, check_key_files=case.check_key_files)
+    line = line_of(text, case.at, after=case.after)
+    for where in (case.where, *case.also_where):
+        assert_problem(message, path, line, where, case.message)
 
 
 def test_key_files_are_not_opened_when_checks_are_off(cdir: ConfigDir) -> None:
     (cdir.root / "kz.pem").unlink()
     cfg = load_config(cdir.write(cdir.base_text()), env={}, check_key_files=False)
     assert cfg.node.signing_keys[0].file == cdir.root / "kz.pem"
-
-
-def test_salt_file_readable_by_others_is_refused(cdir: ConfigDir) -> None:
-    salt = cdir.root / "salt"
-    salt.write_bytes(b"s" * 32)
-    salt.chmod(0o640)
-    text = cdir.base_text() + "audit: {identifier_salt_file: salt}\n"
-    path = cdir.write(text)
-    line = line_of(text, "identifier_salt_file")
-    assert_problem(refused(path), path, line, "audit.identifier_salt_file", "has mode 0640")
-
-
-def test_missing_jwk_file_is_refused_at_its_line(cdir: ConfigDir) -> None:
-    (cdir.root / "public" / "kg.jwk.json").unlink()
-    text = cdir.base_text()
-    path = cdir.write(text)
-    line = line_of(text, "jwk_file: public/kg.jwk.json")
-    assert_problem(
-        refused(path, check_key_files=False),
-        path,
-        line,
-        "partners[1].keys[0].jwk_file",
-        "cannot read",
-    )
-
-
-def test_jwk_set_without_the_kid_is_refused(cdir: ConfigDir) -> None:
-    (cdir.root / "public" / "kg.jwk.json").write_text(json.dumps({"keys": []}))
-    text = cdir.base_text()
-    path = cdir.write(text)
-    line = line_of(text, "jwk_file:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].keys[0].jwk_file",
-        "has no key with kid 'KG:SRS#2026-01'",
-    )
-
-
-def test_key_with_both_jwk_and_jwk_file_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "        jwk_file: public/kg.jwk.json\n",
-        "        jwk_file: public/kg.jwk.json\n        jwk: {}\n",
-    )
-    path = cdir.write(text)
-    line = line_of(text, '- kid: "KG:SRS#2026-01"')
-    assert_problem(
-        refused(path), path, line, "partners[1].keys[0]", "give exactly one of jwk and jwk_file"
-    )
-
-
-def test_revoked_at_with_revoked_false_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "algs: [ES256]",
-        "algs: [ES256]\n        revoked: false\n        revoked_at: 2026-05-01",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "revoked_at:")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[1].keys[0].revoked_at",
-        "revoked_at is set but revoked is false",
-    )
-
-
-def test_unknown_field_is_refused_at_its_line(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "rate_limit: {per_second: 5, burst: 10}",
-        "rate_limit: {per_second: 5, brust: 10}",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "brust")
-    assert_problem(
-        refused(path), path, line, "partners[0].rate_limit.brust", "unknown field 'brust'"
-    )
-
-
-def test_missing_required_field_is_reported_at_its_parent(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), '    endpoint: "http://127.0.0.1:8002"\n', "")
-    path = cdir.write(text)
-    line = line_of(text, '- party: "KG:SRS"')
-    assert_problem(refused(path), path, line, "partners[1].endpoint", "required field is missing")
-
-
-def test_unknown_message_type_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(
-        cdir.base_text(),
-        "types: [citizenship.verification-response]",
-        "types: [citizenship.verification-reply]",
-    )
-    path = cdir.write(text)
-    line = line_of(text, "citizenship.verification-reply")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "partners[0].rules[1].types[0]",
-        "unknown message type 'citizenship.verification-reply'",
-    )
-
-
-def test_integer_date_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "signed: 2019-04-15", "signed: 20190415")
-    path = cdir.write(text)
-    line = line_of(text, "signed: 20190415")
-    assert_problem(refused(path), path, line, "agreements[0].signed", "must be a date (YYYY-MM-DD)")
-
-
-def test_in_force_before_signing_is_refused(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), "in_force: 2020-05-22", "in_force: 2019-01-01")
-    path = cdir.write(text)
-    line = line_of(text, "in_force: 2019-01-01")
-    assert_problem(
-        refused(path),
-        path,
-        line,
-        "agreements[0].in_force",
-        "in_force 2019-01-01 is before signed 2019-04-15",
-    )
-
-
-def test_endpoint_must_be_an_http_url(cdir: ConfigDir) -> None:
-    text = replace_once(cdir.base_text(), '"http://127.0.0.1:8002"', '"ftp://127.0.0.1/x"')
-    path = cdir.write(text)
-    line = line_of(text, "ftp://")
-    assert_problem(refused(path), path, line, "partners[1].endpoint", "is not an http or https URL")
-
-
-def test_duplicate_token_hash_is_refused(cdir: ConfigDir) -> None:
-    digest = hashlib.sha256(b"auditor-token-for-tests").hexdigest()
-    text = cdir.base_text() + f'  - {{name: auditor-kz-2, role: auditor, sha256: "{digest}"}}\n'
-    path = cdir.write(text)
-    line = line_of(text, "auditor-kz-2")
-    assert_problem(refused(path), path, line, "tokens[1].sha256", "token hash")
-
-
-def test_lease_not_longer_than_delivery_timeout_is_refused(cdir: ConfigDir) -> None:
-    text = cdir.base_text() + "delivery:\n  timeout_seconds: 30\n  lease_seconds: 30\n"
-    path = cdir.write(text)
-    line = line_of(text, "lease_seconds: 30")
-    assert_problem(
-        refused(path), path, line, "delivery.lease_seconds", "must be longer than timeout_seconds"
-    )
 
 
 def test_duplicate_yaml_key_is_refused_with_both_lines(cdir: ConfigDir) -> None:

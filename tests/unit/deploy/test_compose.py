@@ -31,7 +31,29 @@ def test_compose_file_is_valid_against_the_compose_specification(compose: dict[s
 
 
 def test_compose_runs_four_nodes_the_database_and_the_key_setup(services: dict[str, Any]) -> None:
-    assert set(services) == {*NODES, "postgres", "keys-init"}
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == {*NODES, "postgres", "keys-init"}
+
+
+def test_scale_out_profile_adds_only_a_second_kz_process(services: dict[str, Any]) -> None:
+    profiled = {
+        name: service["profiles"] for name, service in services.items() if "profiles" in service
+    }
+    assert profiled == {"kz-2": ["scale-out"]}
+
+
+def test_second_kz_process_runs_kz_with_its_config_keys_and_database(
+    services: dict[str, Any],
+) -> None:
+    kz, kz2 = services["kz"], services["kz-2"]
+    assert mounts(kz2) == mounts(kz)
+    assert (kz2["environment"], kz2["depends_on"], kz2["image"]) == (
+        kz["environment"],
+        kz["depends_on"],
+        kz["image"],
+    )
+    assert kz2["networks"]["default"]["aliases"] == ["kz"]
+    assert [(int(p["published"]), int(p["target"])) for p in kz2["ports"]] == [(8005, 8000)]
 
 
 @pytest.mark.parametrize("node", sorted(NODES))
@@ -115,10 +137,55 @@ def test_migex_containers_run_as_the_image_user(services: dict[str, Any], servic
     assert services[service]["user"] == IMAGE_USER
 
 
-@pytest.mark.parametrize("service", [*sorted(NODES), "keys-init"])
+@pytest.mark.parametrize("service", [*sorted(NODES), "kz-2", "keys-init"])
 def test_migex_containers_share_one_image(services: dict[str, Any], service: str) -> None:
     assert services[service]["image"] == services["keys-init"]["image"]
-    assert services[service]["build"]["dockerfile"] == "docker/Dockerfile"
+
+
+def test_only_keys_init_builds_the_image_so_it_is_built_once(services: dict[str, Any]) -> None:
+    builds = {name: service["build"] for name, service in services.items() if "build" in service}
+    assert builds == {"keys-init": {"context": ".", "dockerfile": "docker/Dockerfile"}}
+
+
+@pytest.mark.parametrize("service", [*sorted(NODES), "kz-2", "keys-init"])
+def test_migex_containers_drop_every_capability_and_privilege_gain(
+    services: dict[str, Any], service: str
+) -> None:
+    spec = services[service]
+    assert (spec["cap_drop"], spec["security_opt"], spec["read_only"]) == (
+        ["ALL"],
+        ["no-new-privileges:true"],
+        True,
+    )
+    assert "cap_add" not in spec
+
+
+@pytest.mark.parametrize("service", [*sorted(NODES), "kz-2", "keys-init", "postgres"])
+def test_every_container_has_resource_limits_and_rotated_logs(
+    services: dict[str, Any], service: str
+) -> None:
+    spec = services[service]
+    assert set(spec["deploy"]["resources"]["limits"]) == {"cpus", "memory", "pids"}
+    assert spec["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "5"},
+    }
+
+
+def test_postgres_keeps_only_the_capabilities_its_entrypoint_needs(
+    services: dict[str, Any],
+) -> None:
+    spec = services["postgres"]
+    assert (spec["cap_drop"], sorted(spec["cap_add"]), spec["security_opt"]) == (
+        ["ALL"],
+        ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+        ["no-new-privileges:true"],
+    )
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_node_runs_the_image_default_command(services: dict[str, Any], node: str) -> None:
+    assert "command" not in services[node]
 
 
 def test_no_service_bind_mounts_key_material_from_the_repository(

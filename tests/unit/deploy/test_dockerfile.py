@@ -122,8 +122,27 @@ def test_image_entrypoint_is_migex_serving_the_mounted_config() -> None:
 
 
 def test_image_installs_dependencies_under_the_committed_constraints() -> None:
-    installs = [args for name, args in final_stage() if name == "RUN" and "pip install" in args]
-    assert any("--constraint" in args and "constraints.txt" in args for args in installs)
+    installs = [args for name, args in instructions() if name == "RUN" and "pip install" in args]
+    assert any(
+        "--no-index" in args and "--constraint" in args and "constraints.txt" in args
+        for args in installs
+    )
+
+
+def test_dockerfile_names_no_frontend_image_to_fetch() -> None:
+    """A `# syntax=` directive makes every build pull a floating frontend image."""
+    first = DOCKERFILE.read_text("utf-8").splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE)
+
+
+def test_image_listens_on_every_container_interface_on_port_8000() -> None:
+    env = " ".join(args for name, args in final_stage() if name == "ENV")
+    assert ("MIGEX_LISTEN_HOST=0.0.0.0" in env, "MIGEX_LISTEN_PORT=8000" in env) == (True, True)
+
+
+def test_runtime_stage_takes_only_the_installed_environment_from_the_builder() -> None:
+    copies = [args for name, args in final_stage() if name == "COPY" and "--from" in args]
+    assert copies == ["--from=builder /opt/migex /opt/migex"]
 
 
 def test_keys_init_script_is_installed_where_compose_runs_it() -> None:

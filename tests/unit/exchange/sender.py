@@ -15,8 +15,9 @@ from sqlalchemy import select
 from service.clock import FixedClock
 from service.db.tables import audit_entries, delivery_attempts, messages, outbox, signed_versions
 from service.exchange.delivery import DeliverySettings, DeliveryWorker
-from service.exchange.outbound import OutboundRequest, QueueUnit, prepare
+from service.exchange.outbound import OutboundRequest, QueueUnit
 from service.runtime import Node
+from tests.support.batches import prepare_on
 from tests.support.nodes import example_body
 from tests.unit.exchange.partner import FakePartner
 
@@ -52,7 +53,7 @@ class Sender:
             reply_to=kw.get("reply_to"),
         )
         node = self.node
-        prepared = prepare(req, node.outbound, self.clock())
+        prepared = prepare_on(node, req)
         queued = node.committer.run_sync(QueueUnit(req, prepared))
         return str(queued.message_id)
 

@@ -1,6 +1,7 @@
 """The delivery worker's transport: httpx on the asyncio network backend, against a real
 loopback server (plain and TLS), with timeouts, refused connections, connections closed
-by the partner and large answers."""
+by the partner, large answers, the connection limits, and HTTP proxies (a forwarding and
+CONNECT proxy on loopback, written here)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 from cryptography import x509
@@ -19,21 +21,42 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service.exchange.netbackend import AsyncioBackend, AsyncioStream, PartnerTransport, _Protocol
+from service.exchange.netbackend import (
+    AsyncioBackend,
+    AsyncioStream,
+    PartnerTransport,
+    _as_httpx_errors,
+    _Protocol,
+    bypasses_proxy,
+)
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 TIMEOUT = {"timeout": httpx.Timeout(5.0).as_dict()}
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
+@pytest.fixture(autouse=True)
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transport reads the proxy variables: none of the test machine's apply here."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 message with a Content-Length (or none): its head and its body."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    return await reader.readexactly(length)
+    return head, await reader.readexactly(length)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    return (await read_message(reader))[1]
 
 
 def answer(body: bytes, status: bytes = b"201 Created", close: bool = False) -> bytes:
@@ -322,3 +345,262 @@ def test_a_request_that_finds_no_free_connection_in_time_is_a_pool_timeout() -> 
                     await first
 
     asyncio.run(run())
+
+
+# -- exceptions ------------------------------------------------------------------------
+# httpcore exceptions that httpx has no class of the same name for, and what they become.
+NO_COUNTERPART: dict[str, type[httpx.TransportError]] = {
+    "ConnectionNotAvailable": httpx.ConnectError,
+}
+
+
+def httpcore_exceptions() -> list[type[Exception]]:
+    """Every exception class httpcore exports, so that a new one is tested too."""
+    found = {
+        obj
+        for obj in vars(httpcore).values()
+        if isinstance(obj, type) and issubclass(obj, Exception)
+    }
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+def test_the_exception_classes_of_httpcore_are_found() -> None:
+    names = {cls.__name__ for cls in httpcore_exceptions()}
+    assert {"ReadTimeout", "ProxyError", "ConnectionNotAvailable", "ProtocolError"} <= names
+
+
+@pytest.mark.parametrize("core", httpcore_exceptions(), ids=lambda cls: cls.__name__)
+def test_every_httpcore_exception_is_raised_as_its_httpx_counterpart(
+    core: type[Exception],
+) -> None:
+    expected = NO_COUNTERPART.get(core.__name__) or getattr(httpx, core.__name__, None)
+    if expected is None:
+        pytest.fail(f"httpcore.{core.__name__} is new: map it in netbackend._EXCEPTIONS")
+    original = core("the partner went away")
+    with pytest.raises(httpx.TransportError) as caught, _as_httpx_errors():
+        raise original
+    assert type(caught.value) is expected
+    assert caught.value.__cause__ is original
+
+
+# -- connection limits -----------------------------------------------------------------
+class Closes:
+    """Counts the connections a loopback server saw closed by the client."""
+
+    def __init__(self, wanted: int) -> None:
+        self.count = 0
+        self.wanted = wanted
+        self.reached = asyncio.Event()
+
+    async def echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await echo(reader, writer)
+        finally:
+            self.count += 1
+            if self.count >= self.wanted:
+                self.reached.set()
+
+    async def wait(self) -> None:
+        async with asyncio.timeout(5):
+            await self.reached.wait()
+
+
+def test_idle_connections_past_the_keepalive_cap_are_closed() -> None:
+    async def run() -> None:
+        closes = Closes(wanted=2)
+        limits = httpx.Limits(max_connections=4, max_keepalive_connections=1)
+        async with serving(closes.echo) as server, PartnerTransport(limits) as transport:
+            url = f"http://127.0.0.1:{server.port}/v1/messages"
+            answers = await asyncio.gather(*(post(transport, url, b"%d" % n) for n in range(3)))
+            assert [a.content for a in answers] == [b"receipt:%d" % n for n in range(3)]
+            assert server.connections == 3
+            await closes.wait()  # two of the three are not kept
+            assert closes.count == 2
+            assert (await post(transport, url, b"again")).content == b"receipt:again"
+            assert server.connections == 3  # the one kept was reused
+
+    asyncio.run(run())
+
+
+def test_an_idle_connection_is_closed_to_open_one_to_another_partner_at_the_limit() -> None:
+    async def run() -> None:
+        closes = Closes(wanted=1)
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        async with (
+            serving(closes.echo) as first,
+            serving(echo) as second,
+            PartnerTransport(limits) as transport,
+        ):
+            url = f"http://127.0.0.1:{first.port}/v1/messages"
+            await asyncio.gather(post(transport, url, b"a"), post(transport, url, b"b"))
+            assert first.connections == 2
+            other = f"http://127.0.0.1:{second.port}/v1/messages"
+            assert (await post(transport, other, b"c")).content == b"receipt:c"
+            await closes.wait()  # two open connections is the limit
+
+    asyncio.run(run())
+
+
+# -- proxies ---------------------------------------------------------------------------
+async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.close()
+
+
+class Proxy:
+    """An HTTP proxy on loopback: forwards absolute-form requests and tunnels CONNECT
+    (or refuses it with 403 when `refuse_connect`); records every request head."""
+
+    def __init__(self, refuse_connect: bool = False) -> None:
+        self.heads: list[bytes] = []
+        self.refuse_connect = refuse_connect
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, body = await read_message(reader)
+            self.heads.append(head)
+            method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+            if method == b"CONNECT":
+                await self._tunnel(target, reader, writer)
+                return
+            url = httpx.URL(target.decode())
+            up_reader, up_writer = await asyncio.open_connection(url.host, url.port)
+            lines = head.split(b"\r\n")
+            kept = [ln for ln in lines[1:] if not ln.lower().startswith(b"proxy-")]
+            request_line = b"%s %s HTTP/1.1" % (method, url.raw_path)
+            up_writer.write(b"\r\n".join([request_line, *kept]) + body)
+            answer_head, answer_body = await read_message(up_reader)
+            up_writer.close()
+            writer.write(answer_head + answer_body)
+            await writer.drain()
+
+    async def _tunnel(
+        self, target: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if self.refuse_connect:
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            return
+        host, _, port = target.rpartition(b":")
+        up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.parametrize("proxy_url", ["http://node:s3cret@127.0.0.1:{port}", "127.0.0.1:{port}"])
+def test_a_partner_is_reached_through_the_http_proxy_of_the_environment(
+    proxy_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = Proxy()
+
+    async def run() -> None:
+        async with serving(echo) as partner, serving(proxy.handle) as proxy_server:
+            monkeypatch.setenv("HTTP_PROXY", proxy_url.format(port=proxy_server.port))
+            async with PartnerTransport(LIMITS) as transport:
+                url = f"http://127.0.0.1:{partner.port}/v1/messages"
+                for n in range(2):
+                    assert (
+                        await post(transport, url, b"jws-%d" % n)
+                    ).content == b"receipt:jws-%d" % n
+            assert proxy_server.connections == 1  # kept alive to the proxy
+        assert [h.split(b"\r\n", 1)[0] for h in proxy.heads] == [
+            b"POST http://127.0.0.1:%d/v1/messages HTTP/1.1" % partner.port
+        ] * 2
+        # user:password of the proxy URL, as Basic credentials to the proxy
+        credentials = b"Proxy-Authorization: Basic bm9kZTpzM2NyZXQ="
+        assert (credentials in proxy.heads[0]) is ("s3cret" in proxy_url)
+
+    asyncio.run(run())
+
+
+def test_a_tls_partner_is_reached_through_a_connect_tunnel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_tls, client_tls = _certificate(tmp_path)
+    proxy = Proxy()
+
+    async def run() -> None:
+        async with (
+            serving(echo, tls=server_tls) as partner,
+            serving(proxy.handle) as proxy_server,
+        ):
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_server.port}")
+            async with PartnerTransport(LIMITS, ssl_context=client_tls) as transport:
+                url = f"https://127.0.0.1:{partner.port}/v1/messages"
+                for n in range(2):
+                    assert (
+                        await post(transport, url, b"jws-%d" % n)
+                    ).content == b"receipt:jws-%d" % n
+            assert partner.connections == 1
+        # One tunnel, and the partner's certificate checked through it end to end.
+        assert [h.split(b"\r\n", 1)[0] for h in proxy.heads] == [
+            b"CONNECT 127.0.0.1:%d HTTP/1.1" % partner.port
+        ]
+
+    asyncio.run(run())
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_a_proxy_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = Proxy(refuse_connect=True)
+
+    async def run() -> None:
+        async with serving(proxy.handle) as proxy_server:
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_server.port}")
+            async with PartnerTransport(LIMITS) as transport:
+                with pytest.raises(httpx.ProxyError):
+                    await post(transport, "https://127.0.0.1:9/v1/messages", b"jws")
+
+    asyncio.run(run())
+
+
+def test_no_proxy_sends_a_partner_past_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = Proxy()
+
+    async def run() -> None:
+        async with serving(echo) as partner, serving(proxy.handle) as proxy_server:
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_server.port}")
+            monkeypatch.setenv("NO_PROXY", "localhost, 127.0.0.1")
+            async with PartnerTransport(LIMITS) as transport:
+                url = f"http://127.0.0.1:{partner.port}/v1/messages"
+                assert (await post(transport, url, b"jws")).content == b"receipt:jws"
+            assert proxy_server.connections == 0
+            assert partner.connections == 1
+
+    asyncio.run(run())
+
+
+def test_an_https_proxy_url_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.example:3128")
+    with pytest.raises(ValueError, match="only http:// proxies"):
+        PartnerTransport(LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "bypassed"),
+    [
+        ("partner.example", 443, "", False),
+        ("partner.example", 443, "*", True),
+        ("partner.example", 443, "partner.example", True),
+        ("node.partner.example", 443, "partner.example", True),
+        ("node.partner.example", 443, ".partner.example", True),
+        ("node.partner.example", 443, "*.partner.example", True),
+        ("otherpartner.example", 443, "partner.example", False),
+        ("partner.example", 443, "other.example, PARTNER.example", True),
+        ("partner.example", 443, "partner.example:443", True),
+        ("partner.example", 8443, "partner.example:443", False),
+        ("10.0.0.1", 443, "10.0.0.1", True),
+        ("110.0.0.1", 443, "10.0.0.1", False),
+        ("::1", 443, "[::1]:443", True),
+        ("::1", 443, "::1", True),
+        ("::1", 8443, "[::1]:443", False),
+    ],
+)
+def test_no_proxy_entries_match_hosts_domains_and_ports(
+    host: str, port: int, no_proxy: str, bypassed: bool
+) -> None:
+    assert bypasses_proxy(host, port, no_proxy) is bypassed

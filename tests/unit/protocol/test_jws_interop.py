@@ -9,6 +9,8 @@ from joserfc.jwk import ECKey, OKPKey
 
 from service.protocol.jws import TYP, parse_compact, sign_compact, verify
 from service.protocol.keys import SigningKey, private_key_pem
+from service.protocol.problems import Problem
+from tests.support.es256 import is_low_s, low_s, twin
 
 PAYLOAD = b'{"v":1,"iss":"KZ:MIA","body":{"name":"\xd0\x90\xd0\xb9\xd0\xb3\xd2\xaf\xd0\xbb"}}'
 # joserfc warns that "EdDSA" is deprecated by RFC 9864; the protocol still accepts it.
@@ -47,9 +49,20 @@ def test_joserfc_ed25519_token_verifies_with_us(ed25519_key: SigningKey, alg: st
 
 
 def test_joserfc_es256_token_verifies_with_us(p256_key: SigningKey) -> None:
-    parsed = parse_compact(_joserfc_sign(p256_key, "ES256"))
+    # The libraries leave S as ECDSA gives it; a partner normalizes it to low-S.
+    parsed = parse_compact(low_s(_joserfc_sign(p256_key, "ES256")))
     verify(parsed, p256_key.public())
     assert parsed.payload == PAYLOAD
+
+
+@pytest.mark.parametrize("library", ["joserfc", "pyjwt"])
+def test_a_library_es256_token_with_high_s_is_refused(p256_key: SigningKey, library: str) -> None:
+    token = (_joserfc_sign if library == "joserfc" else _pyjwt_sign)(p256_key, "ES256")
+    # Half of the libraries' signatures are high-S; for the other half, take the twin.
+    high = twin(token) if is_low_s(token) else token
+    with pytest.raises(Problem) as caught:
+        verify(parse_compact(high), p256_key.public())
+    assert caught.value.code == "bad-signature"
 
 
 @EDDSA_DEPRECATED
@@ -74,7 +87,7 @@ def test_pyjwt_eddsa_token_verifies_with_us(ed25519_key: SigningKey) -> None:
 
 
 def test_pyjwt_es256_token_verifies_with_us(p256_key: SigningKey) -> None:
-    parsed = parse_compact(_pyjwt_sign(p256_key, "ES256"))
+    parsed = parse_compact(low_s(_pyjwt_sign(p256_key, "ES256")))
     verify(parsed, p256_key.public())
     assert parsed.payload == PAYLOAD
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -234,13 +233,12 @@ def _large_dataset(size: int) -> dict[str, Any]:
     return body
 
 
-def test_hundred_thousand_observations_validate_within_the_time_budget() -> None:
+def test_hundred_thousand_observations_validate() -> None:
+    # How long it takes is a figure for the benchmarks, not a test's assertion: a timed
+    # test fails on a busy machine without the code being any slower.
     body = _large_dataset(100_000)
     assert len(body["observations"]) == 100_000
-    started = time.perf_counter()
     accepted(TYPE, body)
-    # About 0.5 s on one core of the reference machine; the budget is 1 s, with margin.
-    assert time.perf_counter() - started < 2.0
 
 
 def test_refusal_lists_at_most_a_thousand_errors_and_counts_the_rest() -> None:
