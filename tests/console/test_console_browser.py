@@ -8,6 +8,7 @@ to the test's temporary directory.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,29 @@ def test_a_tampered_entry_fails_its_proof_in_the_page(page: Watched, live: Live)
     result = proof_result(p)
     assert result.get_attribute("data-verified") == "no"
     assert result.inner_text().startswith("NOT verified")
+
+
+def test_a_checkpoint_not_signed_by_the_node_fails_in_the_page(page: Watched, live: Live) -> None:
+    p = page.page
+    sign_in(p, live, AUDITOR_TOKEN)
+    open_entry(p, live, live.history.received[1])
+    assert proof_result(p).get_attribute("data-verified") == "yes"
+
+    # Every request issues a fresh checkpoint here (interval 0), so the forgery is made
+    # on the way to the browser: the page's checkpoint names another root.
+    def forge(route: Any) -> None:
+        html = route.fetch().text()
+        forged = re.sub(
+            r'(data-note="[^\n"]*\n[0-9]+\n)[A-Za-z0-9+/=]+', r"\g<1>" + "A" * 43 + "=", html
+        )
+        assert forged != html
+        route.fulfill(body=forged, content_type="text/html; charset=utf-8")
+
+    p.route(f"{live.url}/console/log/*", forge)
+    p.reload()
+    result = proof_result(p)
+    assert result.get_attribute("data-verified") == "no"
+    assert "not signed by the verifier key" in result.inner_text()
 
 
 def outbox_states(live: Live) -> dict[str, str]:
