@@ -394,3 +394,11 @@ def test_a_received_dataset_downloads_as_sdmx_csv_that_sdmx1_reads(
     assert len(dataset.obs) == len(body["observations"])
     page = console_client.get(f"/console/statistics/UZ:MIA/{history.dataset}")
     assert body["dataset_id"] in page.text
+
+
+@SQLITE_ONLY
+def test_a_disabled_console_is_not_served(federation: Federation, clock: FixedClock) -> None:
+    federation.overrides = {"console": {"enabled": False}}
+    with TestClient(console_node(federation, clock)) as client:
+        assert client.get("/console/sign-in").status_code == 404
+        assert client.get("/console/static/console.css").status_code == 404
