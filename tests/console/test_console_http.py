@@ -7,12 +7,12 @@ from http.cookies import SimpleCookie
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.audit import entries as ev
 from service.clock import FixedClock
 from service.console.web import CSP
-from service.db.tables import audit_entries, outbox
+from service.db.tables import audit_entries, checkpoints, outbox
 from tests.console.conftest import (
     History,
     console_node,
@@ -402,3 +402,39 @@ def test_a_disabled_console_is_not_served(federation: Federation, clock: FixedCl
     with TestClient(console_node(federation, clock)) as client:
         assert client.get("/console/sign-in").status_code == 404
         assert client.get("/console/static/console.css").status_code == 404
+
+
+def test_every_page_answers_on_each_database(console_client: TestClient, history: History) -> None:
+    sign_in(console_client, AUDITOR_TOKEN)
+    overview = console_client.get("/console/overview")
+    assert overview.status_code == 200
+    assert "<title>malformed: 55</title>" in overview.text  # refusals by code
+    for path in [
+        "/console/log?party=UZ:MIA&since=2026-11-18&until=2026-11-19",
+        "/console/log/3",
+        "/console/checkpoints?from=3&to=10",
+        f"/console/statistics/UZ:MIA/{history.dataset}",
+    ]:
+        assert console_client.get(path).status_code == 200, path
+    console_client.cookies.clear()
+    sign_in(console_client, OPERATOR_TOKEN)
+    for path in [*OPERATOR_PAGES, f"/console/outbox/{history.failed[0]}"]:
+        assert console_client.get(path).status_code == 200, path
+
+
+@SQLITE_ONLY
+def test_the_consistency_check_fails_for_an_altered_checkpoint(
+    console_client: TestClient, history: History
+) -> None:
+    sign_in(console_client, AUDITOR_TOKEN)
+    c = checkpoints.c
+    engines = node_of(console_client.app).engines
+    with engines.reader.connect() as conn:
+        sizes = sorted({int(s) for s in conn.execute(select(c.size)).scalars()})
+    old, new = sizes[2], sizes[-1]
+    good = console_client.get(f"/console/checkpoints?from={old}&to={new}")
+    assert f"Consistent: the log of {new} entries extends the log of {old} entries" in good.text
+    with engines.writer.begin() as conn:
+        conn.execute(update(checkpoints).where(c.size == old).values(root=b"\x00" * 32))
+    bad = console_client.get(f"/console/checkpoints?from={old}&to={new}")
+    assert f"NOT consistent: the proof between {old} and {new} entries does not verify." in bad.text
