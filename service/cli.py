@@ -39,6 +39,17 @@ ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="MIGEX_CONFIG", help="The node's YAML configuration."),
 ]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option(help="A C2SP tlog-policy file: report whether the checkpoint meets it."),
+]
+CosignedOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="An earlier checkpoint as a witness cosigned it (repeatable): the export must "
+        "reproduce it."
+    ),
+]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -249,6 +260,24 @@ def audit_key(config: ConfigOpt) -> None:
     typer.echo(verifier_key(log_origin(cfg.node.party), key.private.public_key()))
 
 
+@audit_app.command("witness-key")
+def audit_witness_key(config: ConfigOpt) -> None:
+    """Print this node's witness verifier key (C2SP tlog-cosignature, for partners' policies)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.config import load_config
+    from service.runtime import load_keys
+    from service.witness.cosignature import CosignerKey
+
+    cfg = load_config(config)
+    if cfg.node.witness_kid is None:
+        raise _fail("this node has no witness key: set node.witness_kid")
+    key = load_keys(cfg)[cfg.node.witness_kid]
+    if not isinstance(key.private, Ed25519PrivateKey):
+        raise _fail("the witness key must be Ed25519")
+    typer.echo(CosignerKey(cfg.node.cosigner_name, key.private.public_key()).vkey)
+
+
 @audit_app.command("export")
 def audit_export(
     config: ConfigOpt,
@@ -280,18 +309,48 @@ def audit_verify(
     export: Annotated[Path, typer.Option(help="JSON Lines export of the log from index 0.")],
     checkpoint: Annotated[Path, typer.Option(help="A signed checkpoint note.")],
     key: Annotated[str, typer.Option(help="Verifier key <name>+<hex id>+<base64>, or @file.")],
+    policy: PolicyOpt = None,
+    cosigned: CosignedOpt = None,
 ) -> None:
     """Recompute the tree from an export and check it against a signed checkpoint."""
     from service.audit.offline import verify_export
 
     vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
+    note = checkpoint.read_text()
     with export.open("rb") as lines:
-        report = verify_export(lines, checkpoint.read_text(), vkey)
-    if report.ok:
-        typer.echo(f"ok: {report.entries} entries; root matches the signed checkpoint")
-        return
-    where = f" at entry {report.first_bad_index}" if report.first_bad_index is not None else ""
-    raise _fail(f"FAILED{where}: {report.reason}")
+        report = verify_export(lines, note, vkey)
+    if not report.ok:
+        where = f" at entry {report.first_bad_index}" if report.first_bad_index is not None else ""
+        raise _fail(f"FAILED{where}: {report.reason}")
+    typer.echo(f"ok: {report.entries} entries; root matches the signed checkpoint")
+    _witness_findings(note, vkey, policy, cosigned or [], export)
+
+
+def _witness_findings(
+    note: str, vkey: str, policy_file: Path | None, cosigned: list[Path], export: Path | None
+) -> None:
+    """Report the witness policy and earlier cosigned checkpoints; fail if any is not ok."""
+    from service.witness.auditing import Finding, cosigned_findings, policy_finding
+    from service.witness.configcheck import read_policy
+    from service.witness.policy import PolicyError
+
+    try:
+        policy = None if policy_file is None else read_policy(policy_file)
+    except (OSError, PolicyError) as exc:
+        raise _fail(f"cannot read the witness policy: {exc}") from None
+    findings: list[Finding] = []
+    if policy is not None:
+        findings.append(policy_finding(policy, note))
+    if cosigned and export is not None:
+        notes = [(path.name, path.read_text()) for path in cosigned]
+        try:
+            findings += cosigned_findings(lambda: export.open("rb"), vkey, notes, policy)
+        except ValueError as exc:
+            raise _fail(f"FAILED: a cosigned checkpoint is not the log's: {exc}") from None
+    for finding in findings:
+        typer.echo(f"{'ok' if finding.ok else 'FAILED'}: {finding.text}")
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 @audit_app.command("messages")
@@ -332,14 +391,43 @@ def audit_prove(
     checkpoint: Annotated[Path, typer.Option(help="A signed checkpoint note of that node.")],
     key: Annotated[str, typer.Option(help="Verifier key, or @file.")],
     token: Annotated[str, typer.Option(envvar="MIGEX_TOKEN", help="Auditor bearer token.")],
+    policy: PolicyOpt = None,
 ) -> None:
     """Fetch a message's audit entries and prove each is included under a checkpoint."""
     from service.audit.proving import prove_message
 
     vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
+    note = checkpoint.read_text()
     try:
-        lines = prove_message(url, token, message_id, checkpoint.read_text(), vkey)
+        lines = prove_message(url, token, message_id, note, vkey)
     except ValueError as exc:
+        raise _fail(f"FAILED: {exc}") from None
+    for line in lines:
+        typer.echo(line)
+    _witness_findings(note, vkey, policy, [], None)
+
+
+@audit_app.command("prove-delivery")
+def audit_prove_delivery(
+    proof: Annotated[Path, typer.Argument(help="A delivery proof, FILE.tlog-proof.")],
+    policy: Annotated[
+        Path, typer.Option(help="C2SP tlog-policy file: the witnesses that count, the quorum.")
+    ],
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The receiver's checkpoint verifier key, or @file (default: the policy's log lines)."
+        ),
+    ] = None,
+) -> None:
+    """Verify offline that a partner logged a delivered message, under a witnessed checkpoint."""
+    from service.witness.policy import PolicyError, parse_policy
+    from service.witness.tlogproof import TlogProofError, prove_delivery
+
+    vkeys = [Path(k[1:]).read_text().strip() if k.startswith("@") else k for k in key or []]
+    try:
+        lines = prove_delivery(proof.read_bytes(), parse_policy(policy.read_bytes()), vkeys)
+    except (PolicyError, TlogProofError) as exc:
         raise _fail(f"FAILED: {exc}") from None
     for line in lines:
         typer.echo(line)
@@ -497,10 +585,12 @@ def quickstart(
     directory.chmod(0o700)
     keys.chmod(0o700)
     node_key = keys / "kz-dev-1.pem"
+    witness_key = keys / "kz-witness-1.pem"
     demo_key = keys / "uz-demo.pem"
     demo_jwk = keys / "uz-demo.jwk.json"
-    if not node_key.exists():
-        write_private_key(node_key, generate_private_key("ed25519"))
+    for own in (node_key, witness_key):
+        if not own.exists():
+            write_private_key(own, generate_private_key("ed25519"))
     if not demo_key.exists():
         private = generate_private_key("ed25519")
         write_private_key(demo_key, private)
@@ -512,6 +602,7 @@ def quickstart(
         db = (directory / "migex.db").resolve()
         text = render_sample_config(
             signing_key_file=node_key.resolve(),
+            witness_key_file=witness_key.resolve(),
             database_url=f"sqlite:///{db}",
             partner_jwk_file=demo_jwk.resolve(),
             partner_endpoint=partner_endpoint,

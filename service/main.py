@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from service.api import audit, errors, health, local, messages, wellknown
+from service.api import audit, errors, health, local, messages, wellknown, witness
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
 from service.console import web as console
@@ -23,6 +23,9 @@ from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
+from service.witness.partnerproofs import load_partner_proofs
+from service.witness.proofsrunner import proofs_task
+from service.witness.runner import witnessing_task
 
 DESCRIPTION = """\
 An exchange node for cross-border migration data. Partner nodes POST signed messages
@@ -38,11 +41,13 @@ def create_app(
     clock: Callable[[], float] = system_clock,
     migrate_on_start: bool = True,
     run_delivery: bool = True,
+    run_witnessing: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
     freeze_heap: bool = False,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        partner_proofs = load_partner_proofs(config)  # an unusable policy: fail before starting
         node = build_node(config, clock=clock, migrate_on_start=migrate_on_start)
         app.state.node = node
         if config.console.enabled:
@@ -73,6 +78,10 @@ def create_app(
             )
             if run_delivery:
                 worker_task = asyncio.create_task(node.delivery.run_forever(stopping))
+            witnessing = (
+                witnessing_task(node, clock, transport, stopping) if run_witnessing else None
+            )
+            proofs = proofs_task(node, partner_proofs, stopping) if run_witnessing else None
             purge_task = asyncio.create_task(
                 retention.run_periodically(
                     node.committer,
@@ -99,6 +108,10 @@ def create_app(
                 if worker_task is not None:
                     await worker_task
                 await purge_task
+                if witnessing is not None:
+                    await witnessing
+                if proofs is not None:
+                    await proofs
                 # Last: writes every open refusal tally before the writer stops.
                 await tally_task
                 node.close()
@@ -115,6 +128,7 @@ def create_app(
         app.include_router(router)
     if config.console.enabled:
         console.install(app)
+    app.include_router(witness.router)
     return app
 
 

@@ -31,6 +31,10 @@ from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key
 from service.protocol.receipts import sha256_digest
+from service.witness.cosigner import Cosigner
+from service.witness.setup import build_cosigner, submit_settings
+from service.witness.status import Witnessing
+from service.witness.submitter import SubmitSettings
 
 log = logging.getLogger("migex.node")
 
@@ -56,6 +60,10 @@ class Node:
     sources: SourceRule
     delivery: DeliveryWorker | None = None
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
+    # Witnessing (service/witness): this node as a witness, and its own log's policy.
+    cosigner: Cosigner | None = None
+    witnessing: Witnessing | None = None
+    submit: SubmitSettings | None = None
 
     @property
     def audit_vkey(self) -> str:
@@ -170,6 +178,9 @@ def build_node(
         on_commit=node.metrics.observe_commit,
     )
     node.committer.start()
+    node.cosigner = build_cosigner(config, keys, registry, engines, node.committer, clock)
+    node.submit = submit_settings(config)
+    node.witnessing = None if node.submit is None else Witnessing.of(node.submit.policy)
     if record:
         record_config(node)
     return node

@@ -29,8 +29,14 @@ from service.ledger.committer import AuditOnly
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 from service.runtime import Node
+from service.witness import store as witness_store
+from service.witness.status import cosigned_checkpoint
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+# A log's origin line as this node accepts it in a query: printable ASCII, no space at
+# either end (C2SP tlog-checkpoint).
+ORIGIN_RE = r"^[!-~](?:[ -~]*[!-~])?$"
 
 _AUTH = problems(401, 403, 422, 503)
 
@@ -47,8 +53,13 @@ def _size(conn: Connection) -> int:
 
 @router.get(
     "/checkpoint",
-    summary="Latest signed tree head",
-    description="A C2SP tlog-checkpoint signed note: origin `migex/<party>`, size, base64 root, signature.",
+    summary="Latest signed tree head, with its witnesses' cosignatures",
+    description=(
+        "A C2SP tlog-checkpoint signed note: origin `migex/<party>`, size, base64 root, the "
+        "node's signature and every cosignature gathered from its witnesses. `size` asks for "
+        "the checkpoint of that size; `witnessed=true` for the newest that meets the node's "
+        "witness policy."
+    ),
     response_class=PlainTextResponse,
     responses={
         200: {
@@ -57,16 +68,68 @@ def _size(conn: Connection) -> int:
             }
         },
         **_AUTH,
+        **problems(404),
     },
 )
-async def get_checkpoint(node: NodeDep, who: AuditorDep) -> PlainTextResponse:
-    await _record(node, who, "checkpoint")
+async def get_checkpoint(
+    node: NodeDep,
+    who: AuditorDep,
+    size: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
+    witnessed: bool = False,
+) -> PlainTextResponse:
+    await _record(node, who, "checkpoint", size=size, witnessed=witnessed or None)
 
-    note = await read(node, queries.latest_checkpoint)
+    note = await read(
+        node,
+        lambda conn: cosigned_checkpoint(conn, node.witnessing, size=size, witnessed=witnessed),
+    )
+    if note is None and size is not None:
+        raise Problem("not-found", f"no checkpoint of size {size} has been issued")
+    if note is None and witnessed:
+        detail = "no checkpoint meets the witness policy yet"
+        if node.witnessing is None:
+            detail = "this node has no witness policy (witnessed_by)"
+        raise Problem("not-found", detail)
     if note is None:
         raise Problem(
             "unavailable", "no checkpoint has been issued yet", headers={"Retry-After": "1"}
         )
+    return PlainTextResponse(note)
+
+
+@router.get(
+    "/witnessed",
+    summary="As a witness: the latest checkpoint this node cosigned for a log",
+    description=(
+        "The checkpoint note of the log `origin` (e.g. `migex/UZ:MIA`) as the log submitted "
+        "it, with this node's cosignature. An auditor of that log checks its export against "
+        "it with `migex audit verify --cosigned`: a log rewritten since cannot match."
+    ),
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {"example": "migex/UZ:MIA\n12\nAbC...=\n\n— migex/UZ:MIA ...\n"}
+            }
+        },
+        **_AUTH,
+        **problems(404),
+    },
+)
+async def get_witnessed(
+    node: NodeDep,
+    who: AuditorDep,
+    origin: Annotated[str, Query(pattern=ORIGIN_RE, max_length=255)],
+) -> PlainTextResponse:
+    await _record(node, who, "witnessed", origin=origin)
+
+    def latest_note(conn: Connection) -> str | None:
+        latest = witness_store.read_latest(conn, origin)
+        return None if latest is None or not latest.note else latest.note
+
+    note = await read(node, latest_note)
+    if note is None:
+        raise Problem("not-found", f"this node has cosigned no checkpoint of {origin!r}")
     return PlainTextResponse(note)
 
 

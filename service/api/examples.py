@@ -117,6 +117,7 @@ STATUS_EXAMPLE: dict[str, Any] = {
             "audit_index": 4790,
         }
     ],
+    "delivery_proof": {"index": 1288, "tree_size": 1300, "stored_at": 1795000003.5},
 }
 INBOX_EXAMPLE: dict[str, Any] = {
     "messages": [
@@ -158,3 +159,14 @@ OPERATOR_OUTBOX_EXAMPLE: dict[str, Any] = {
     ],
 }
 RETRY_EXAMPLE: dict[str, Any] = {"id": _SENT, "status": "queued"}
+PROOF_EXAMPLE = (
+    "c2sp.org/tlog-proof@v1\n"
+    "extra eyJhZ3JlZW1lbnQiOiJjaXMtMTk5OCIsImNvZGUiOm51bGwsImRldGFpbCI6e30s...\n"
+    "index 1288\n"
+    "2tjpnuoVZLT9rb+9lH8hlUZtneeKMda7Qwl/qSdY5g0=\n"
+    "\n"
+    "migex/KG:SRS\n1300\nJmLtoRdbb10Xgr81CRs6hfSZi+DCDUCrGN4obivZYno=\n\n"
+    "\u2014 migex/KG:SRS N2z9P8aW...base64 signature...=\n"
+    "\u2014 migex/KZ:MIA/witness NYeFnAAAAABr...base64 cosignature...=\n"
+    "\u2014 migex/UZ:MIA/witness VmXqqwAAAABr...base64 cosignature...=\n"
+)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
+from service.api import examples as ex
 from service.api.deps import ClientDep, NodeDep, OperatorDep, read
 from service.api.errors import content_length
 from service.api.messages import INLINE_LIMIT
@@ -37,6 +40,10 @@ from service.protocol.envelope import (
     TYPE_RE,
     UUID_RE,
 )
+from service.protocol.problems import Problem
+from service.witness.intake import proof_text
+from service.witness.tlogproof import FILE_EXTENSION
+from service.witness.tlogproof import MEDIA_TYPE as TLOG_PROOF_MEDIA_TYPE
 
 router = APIRouter(prefix="/v1", tags=["local"])
 
@@ -111,6 +118,35 @@ async def outbound_status(
     message_id: MessageIdPath, node: NodeDep, who: ClientDep
 ) -> dict[str, Any]:
     return await read(node, lambda conn: inbox.outbound_status(conn, node.party, message_id))
+
+
+@router.get(
+    "/outbox/{message_id}/proof",
+    summary="The partner's proof that it logged a delivered message (C2SP tlog-proof)",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Success",
+            "content": {TLOG_PROOF_MEDIA_TYPE: {"example": ex.PROOF_EXAMPLE}},
+        },
+        **problems(401, 403, 404, 422),
+    },
+)
+async def outbound_proof(
+    message_id: MessageIdPath, node: NodeDep, who: ClientDep
+) -> PlainTextResponse:
+    def proof(conn: Connection) -> str | None:
+        inbox.outbound_status(conn, node.party, message_id)  # 404 for an unknown message
+        return proof_text(conn, node.party, message_id)
+
+    text = await read(node, proof)
+    if text is None:
+        raise Problem("not-found", f"no delivery proof for message {message_id} yet")
+    return PlainTextResponse(
+        text,
+        media_type=TLOG_PROOF_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{message_id}{FILE_EXTENSION}"'},
+    )
 
 
 @router.get(

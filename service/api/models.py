@@ -58,6 +58,15 @@ class Reply(_Answer):
     audit_index: int | None
 
 
+class DeliveryProof(_Answer):
+    """The partner's proof, held by this node, that it logged the delivered message
+    (protocol v1.1; the file itself is served at `/v1/outbox/{id}/proof`)."""
+
+    index: int = Field(description="The message's entry in the partner's log")
+    tree_size: int = Field(description="The size of the partner's witnessed checkpoint")
+    stored_at: float = Field(description="Unix seconds")
+
+
 class OutboundStatus(_Answer):
     """An outbound message: its attempts, the partner's receipt, and replies received."""
 
@@ -77,6 +86,9 @@ class OutboundStatus(_Answer):
     last_error: str | None
     receipt: Receipt | None
     replies: list[Reply] = Field(description="Inbound messages whose reply_to is this one")
+    delivery_proof: DeliveryProof | None = Field(
+        description="Null until the partner's proof arrives (partners speaking v1.1)"
+    )
 
 
 class InboxMessage(_Answer):

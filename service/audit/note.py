@@ -56,6 +56,11 @@ def key_id(name: str, public: Ed25519PublicKey) -> int:
     return _key_id(name, bytes([ED25519_ALGORITHM]) + public.public_bytes_raw())
 
 
+def typed_key_id(name: str, algorithm: int, key: bytes) -> int:
+    """The 32-bit key id SHA-256(name || "\\n" || algorithm || key)[:4] of any key type."""
+    return _key_id(name, bytes([algorithm]) + key)
+
+
 def _key_id(name: str, key: bytes) -> int:
     digest = hashlib.sha256(name.encode("utf-8") + b"\n" + key).digest()
     return int.from_bytes(digest[:4], "big")
@@ -63,26 +68,66 @@ def _key_id(name: str, key: bytes) -> int:
 
 def verifier_key(name: str, public: Ed25519PublicKey) -> str:
     """The verifier key ``<name>+<hex key id>+<base64(0x01 || public key)>``."""
+    return format_verifier_key(name, ED25519_ALGORITHM, public.public_bytes_raw())
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """A parsed verifier key of any signature type: name, key id, type byte and key."""
+
+    name: str
+    key_id: int
+    algorithm: int
+    key: bytes
+
+
+def format_verifier_key(name: str, algorithm: int, key: bytes) -> str:
+    """``<name>+<hex key id>+<base64(algorithm || key)>`` for any signature type."""
     _check_key_name(name)
-    key = bytes([ED25519_ALGORITHM]) + public.public_bytes_raw()
-    return f"{name}+{_key_id(name, key):08x}+{_b64encode(key)}"
+    blob = bytes([algorithm]) + key
+    return f"{name}+{_key_id(name, blob):08x}+{_b64encode(blob)}"
 
 
-def parse_verifier_key(vkey: str) -> tuple[str, int, Ed25519PublicKey]:
-    """Split a verifier key into (name, key id, public key); ValueError if malformed."""
+def parse_any_verifier_key(vkey: str) -> VerifierKey:
+    """Split a verifier key of any signature type; ValueError if malformed.
+
+    The key id must match the name, the type byte and the key material.
+    """
     name, sep1, rest = vkey.partition("+")
     hex_id, sep2, key64 = rest.partition("+")
     if not (sep1 and sep2) or not is_valid_key_name(name):
         raise ValueError("a verifier key is <name>+<hex key id>+<base64 key>")
     if len(hex_id) != 8 or not _HEX_DIGITS.issuperset(hex_id):
         raise ValueError("a verifier key id is 8 hexadecimal digits")
-    key = _b64decode(key64)
-    if key is None or len(key) != 1 + _ED25519_KEY_SIZE or key[0] != ED25519_ALGORITHM:
-        raise ValueError("a verifier key must hold 0x01 and a 32-byte Ed25519 public key")
+    blob = _b64decode(key64)
+    if blob is None or len(blob) < 2:
+        raise ValueError("a verifier key holds a type byte and key material in base64")
     ident = int(hex_id, 16)
-    if ident != _key_id(name, key):
+    if ident != _key_id(name, blob):
         raise ValueError("the verifier key id does not match its name and key")
-    return name, ident, Ed25519PublicKey.from_public_bytes(key[1:])
+    return VerifierKey(name, ident, blob[0], blob[1:])
+
+
+def parse_verifier_key(vkey: str) -> tuple[str, int, Ed25519PublicKey]:
+    """Split an Ed25519 note verifier key into (name, key id, public key); ValueError if malformed."""
+    parsed = parse_any_verifier_key(vkey)
+    if parsed.algorithm != ED25519_ALGORITHM or len(parsed.key) != _ED25519_KEY_SIZE:
+        raise ValueError("a verifier key must hold 0x01 and a 32-byte Ed25519 public key")
+    return parsed.name, parsed.key_id, Ed25519PublicKey.from_public_bytes(parsed.key)
+
+
+def signature_line(name: str, ident: int, signature: bytes) -> str:
+    """One note signature line ``— <name> <base64(key id || signature)>`` with its newline."""
+    _check_key_name(name)
+    return f"{SIGNATURE_PREFIX}{name} {_b64encode(ident.to_bytes(4, 'big') + signature)}\n"
+
+
+def parse_signature_line(line: str) -> NoteSignature:
+    """Parse one signature line (without its newline); NoteError if malformed."""
+    _check_characters(line)
+    if "\n" in line:
+        raise NoteError("a signature line is one line")
+    return _parse_signature_line(line)
 
 
 def sign_note(text: str, name: str, private: Ed25519PrivateKey) -> str:
@@ -91,8 +136,7 @@ def sign_note(text: str, name: str, private: Ed25519PrivateKey) -> str:
     _check_key_name(name)
     ident = key_id(name, private.public_key())
     signature = private.sign(text.encode("utf-8"))
-    blob = _b64encode(ident.to_bytes(4, "big") + signature)
-    return f"{text}\n{SIGNATURE_PREFIX}{name} {blob}\n"
+    return f"{text}\n{signature_line(name, ident, signature)}"
 
 
 def open_note(note: str, vkey: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from service.audit.columns import SEARCH_COLUMNS, column_mismatches, row_columns
-from service.db.tables import audit_entries, checkpoints
+from service.db.tables import audit_entries
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
 
@@ -157,13 +157,3 @@ def export_lines(engine: Engine, start: int, end: int) -> Iterator[bytes]:
                 % (int(row.idx), b64_encode(leaf).encode(), leaf, columns)
             )
         position = stop
-
-
-def latest_checkpoint(conn: Connection) -> str | None:
-    """The signed note of the largest checkpoint, or None before the first."""
-    row = conn.execute(
-        select(checkpoints.c.note)
-        .order_by(checkpoints.c.size.desc(), checkpoints.c.pk.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else str(row.note)

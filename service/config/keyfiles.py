@@ -107,6 +107,12 @@ def _check_key_kinds(cfg: NodeConfig, loaded: dict[str, SigningKey]) -> list[Fin
                 "Ed25519 key",
             )
         )
+    witness = loaded.get(cfg.node.witness_kid or "")
+    if witness is not None and witness.public().kind != "ed25519":
+        kind = _KIND_NAMES[witness.public().kind]
+        findings.append(
+            (("node", "witness_kid"), f"key {witness.kid} is {kind}; cosignatures need Ed25519")
+        )
     return findings
 
 

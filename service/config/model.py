@@ -51,6 +51,7 @@ from service.config.types import (
     Kids,
     Lax,
     MessageTypes,
+    NoteKeyName,
     Party,
     Purposes,
     Role,
@@ -68,6 +69,7 @@ from service.config.yamlsource import (
 )
 from service.partners.agreements import country_of
 from service.partners.rules import Direction
+from service.witness.configcheck import check_witness_config
 
 __all__ = [
     "AgreementConfig",
@@ -87,6 +89,9 @@ __all__ = [
     "RuleConfig",
     "SigningKeyConfig",
     "TokenConfig",
+    "WitnessConfig",
+    "WitnessLogConfig",
+    "WitnessedByConfig",
     "load_config",
     "render_sample_config",
 ]
@@ -125,10 +130,17 @@ class NodeSection(_Section):
     active_kid: Kid
     audit_kid: Kid
     published_kids: Kids | None = None
+    witness_kid: Kid | None = None
+    witness_name: NoteKeyName | None = None
 
     @property
     def country(self) -> str:
         return country_of(self.party)
+
+    @property
+    def cosigner_name(self) -> str:
+        """The key name of this node's cosignatures: `witness_name`, else `migex/<party>/witness`."""
+        return self.witness_name or f"migex/{self.party}/witness"
 
 
 def _network(value: str) -> str:
@@ -241,6 +253,13 @@ class RuleConfig(_Section):
     fields: FieldPaths | None = None
 
 
+class DeliveryProofsConfig(_Section):
+    """Protocol v1.1 with a partner: delivery proofs travel both ways (docs/protocol.md)."""
+
+    agreement: Ident
+    policy_file: FilePath
+
+
 class PartnerConfig(_Section):
     party: Party
     name: Text
@@ -248,6 +267,31 @@ class PartnerConfig(_Section):
     keys: Annotated[tuple[PartnerKeyConfig, ...], Lax, Field(min_length=1)]
     rate_limit: RateLimitConfig = RateLimitConfig()
     rules: Annotated[tuple[RuleConfig, ...], Lax] = ()
+    delivery_proofs: DeliveryProofsConfig | None = None
+
+
+class WitnessLogConfig(_Section):
+    origin: NoteKeyName
+    vkeys: Annotated[
+        tuple[Annotated[str, StringConstraints(max_length=500)], ...], Lax, Field(min_length=1)
+    ]
+
+
+class WitnessConfig(_Section):
+    """This node as a witness of other logs (C2SP tlog-witness); needs `node.witness_kid`."""
+
+    partners: Annotated[tuple[Party, ...], Lax] | None = None
+    logs: Annotated[tuple[WitnessLogConfig, ...], Lax] = ()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+
+
+class WitnessedByConfig(_Section):
+    """The witnesses of this node's log: a C2SP tlog-policy file and how to reach them."""
+
+    policy_file: FilePath
+    timeout_seconds: Seconds = 5.0
+    backoff_initial_seconds: Seconds = 0.5
+    backoff_max_seconds: Seconds = 30.0
 
 
 class TokenConfig(_Section):
@@ -271,6 +315,8 @@ class NodeConfig(_Section):
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
     partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
     tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()
+    witness: WitnessConfig = WitnessConfig()
+    witnessed_by: WitnessedByConfig | None = None
 
     @property
     def party(self) -> str:
@@ -327,6 +373,7 @@ def load_config(
     cfg = _resolve_paths(cfg, path.absolute().parent, environ)
     cfg, findings = read_jwk_files(cfg)
     findings.extend(check_config(cfg))
+    findings.extend(check_witness_config(cfg))
     if check_key_files:
         findings.extend(check_node_key_files(cfg))
     if findings:
@@ -340,6 +387,7 @@ DEMO_PARTNER_ENDPOINT = "http://127.0.0.1:8001"
 def render_sample_config(
     *,
     signing_key_file: Path,
+    witness_key_file: Path,
     database_url: str,
     partner_jwk_file: Path,
     partner_endpoint: str = DEMO_PARTNER_ENDPOINT,
@@ -348,6 +396,7 @@ def render_sample_config(
     text = resources.files("service").joinpath("sample", SAMPLE_TEMPLATE).read_text("utf-8")
     return Template(text).substitute(
         signing_key_file=json.dumps(str(signing_key_file)),
+        witness_key_file=json.dumps(str(witness_key_file)),
         database_url=json.dumps(database_url),
         partner_jwk_file=json.dumps(str(partner_jwk_file)),
         partner_endpoint=json.dumps(partner_endpoint),
@@ -402,6 +451,13 @@ def _place(file: Path, base: Path, override_dir: str | None) -> Path:
     return file if file.is_absolute() else base / file
 
 
+def _placed_proofs(proofs: DeliveryProofsConfig | None, base: Path) -> DeliveryProofsConfig | None:
+    """A partner's policy file, like `witnessed_by.policy_file`: relative to the file."""
+    if proofs is None:
+        return None
+    return proofs.model_copy(update={"policy_file": _place(proofs.policy_file, base, None)})
+
+
 def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeConfig:
     """Make every file path absolute: relative to the file, or in an override directory."""
     secrets_dir = env.get(ENV_SECRETS_DIR)
@@ -422,10 +478,17 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
                     if k.jwk_file is None
                     else k.model_copy(update={"jwk_file": _place(k.jwk_file, base, public_dir)})
                     for k in p.keys
-                )
+                ),
+                "delivery_proofs": _placed_proofs(p.delivery_proofs, base),
             }
         )
         for p in cfg.partners
     )
     node = cfg.node.model_copy(update={"signing_keys": signing})
-    return cfg.model_copy(update={"node": node, "audit": audit, "partners": partners})
+    witnessed_by = cfg.witnessed_by
+    if witnessed_by is not None:
+        policy = _place(witnessed_by.policy_file, base, None)
+        witnessed_by = witnessed_by.model_copy(update={"policy_file": policy})
+    return cfg.model_copy(
+        update={"node": node, "audit": audit, "partners": partners, "witnessed_by": witnessed_by}
+    )

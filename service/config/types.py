@@ -129,6 +129,8 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 FilePath = Annotated[Path, BeforeValidator(_file_path)]
 Endpoint = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_endpoint)]
 Seconds = Annotated[float, Field(gt=0, le=86400 * 365)]
+# A C2SP signed-note key name: no whitespace and no '+' (a checkpoint origin, a cosigner).
+NoteKeyName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\s+]+$")]
 
 Kids = Annotated[tuple[Kid, ...], Lax, AfterValidator(_unique)]
 Countries = Annotated[tuple[Country, ...], Lax, Field(min_length=2), AfterValidator(_unique)]

@@ -180,6 +180,54 @@ class NodeStateRow(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class WitnessLogRow(SQLModel, table=True):
+    """As a witness: the latest checkpoint this node cosigned for one log (its origin).
+
+    Checked and updated in one transaction with the row locked, so no two cosignings
+    of one log can interleave (docs/protocol.md, "Witnessing").
+    """
+
+    __tablename__ = "witness_logs"
+
+    origin: str = Field(primary_key=True, max_length=255)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: float
+    inconsistent: int = 0
+    inconsistent_at: float | None = None
+
+
+class WitnessPeerRow(SQLModel, table=True):
+    """As a witnessed log: what this node knows of one of its witnesses, shared by processes."""
+
+    __tablename__ = "witness_peers"
+
+    # The witness's key name and key id, `<name>+<hex id>`: a new key starts afresh.
+    witness: str = Field(primary_key=True, max_length=300)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    cosigned_pk: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    failures: int = 0
+    next_attempt_at: float = 0.0
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: float | None = None
+    last_success_at: float | None = None
+    last_error_at: float | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WitnessCosignatureRow(SQLModel, table=True):
+    """A verified cosignature of one of this node's checkpoints."""
+
+    __tablename__ = "witness_cosignatures"
+
+    checkpoint_pk: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(primary_key=True, max_length=300)
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    received_at: float
+
+
 messages = MessageRow.__table__  # type: ignore[attr-defined]
 outbox = OutboxRow.__table__  # type: ignore[attr-defined]
 delivery_attempts = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
@@ -189,6 +237,9 @@ audit_head = AuditHeadRow.__table__  # type: ignore[attr-defined]
 checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 rate_buckets = RateBucketRow.__table__  # type: ignore[attr-defined]
 node_state = NodeStateRow.__table__  # type: ignore[attr-defined]
+witness_logs = WitnessLogRow.__table__  # type: ignore[attr-defined]
+witness_peers = WitnessPeerRow.__table__  # type: ignore[attr-defined]
+witness_cosignatures = WitnessCosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 class SignedVersionRow(SQLModel, table=True):
@@ -209,3 +260,53 @@ class SignedVersionRow(SQLModel, table=True):
 
 
 signed_versions = SignedVersionRow.__table__  # type: ignore[attr-defined]
+
+
+class DeliveryProofRow(SQLModel, table=True):
+    """As a sender: a verified C2SP tlog-proof that the receiver logged one outbound message.
+
+    Protocol v1.1 (docs/protocol.md, "Protocol v1.1: delivery proofs"). `proof` is the
+    whole `.tlog-proof` text, checkable offline with the receiver's pinned key and the
+    witness policy; `tree_size` is the size of its cosigned checkpoint.
+    """
+
+    __tablename__ = "delivery_proofs"
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    receiver: str = Field(max_length=40)
+    audit_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    proof: str = Field(sa_column=Column(Text, nullable=False))
+    proofs_message_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
+    stored_at: float
+
+
+class PartnerCheckpointRow(SQLModel, table=True):
+    """As a sender: the largest cosigned checkpoint of a partner's log this node verified.
+
+    Each later one must be consistent with it; the one of a delivery proof is kept with
+    the proof itself.
+    """
+
+    __tablename__ = "partner_checkpoints"
+
+    party: str = Field(primary_key=True, max_length=40)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    verified_at: float
+
+
+class ProofsSentRow(SQLModel, table=True):
+    """As a receiver: the size of the last checkpoint whose proofs went to a partner."""
+
+    __tablename__ = "proofs_sent"
+
+    party: str = Field(primary_key=True, max_length=40)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sent_at: float
+
+
+delivery_proofs = DeliveryProofRow.__table__  # type: ignore[attr-defined]
+partner_checkpoints = PartnerCheckpointRow.__table__  # type: ignore[attr-defined]
+proofs_sent = ProofsSentRow.__table__  # type: ignore[attr-defined]

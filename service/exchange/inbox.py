@@ -14,6 +14,8 @@ from service.db.tables import delivery_attempts, messages, outbox
 from service.ledger.committer import Tx
 from service.protocol import envelope, jws
 from service.protocol.problems import Problem
+from service.witness.intake import proof_state
+from service.witness.partnerproofs import PROOFS_TYPE as NODE_CONSUMED_TYPE
 
 
 def _decoded(token: bytes | None) -> dict[str, Any] | None:
@@ -85,6 +87,7 @@ def outbound_status(conn: Connection, node: str, message_id: str) -> dict[str, A
             "partner_audit_index": row["receipt_audit_index"],
         },
         "replies": replies,
+        "delivery_proof": proof_state(conn, row["pk"]),
     }
 
 
@@ -95,6 +98,8 @@ def inbox_page(
     query = select(messages).where(m.direction == "in")
     if msg_type is not None:
         query = query.where(m.type == msg_type)
+    else:  # the node consumes delivery proofs itself (docs/protocol.md, protocol v1.1)
+        query = query.where(m.type != NODE_CONSUMED_TYPE)
     if unacked:
         query = query.where(m.acked_at.is_(None))
     if after is not None:

@@ -15,20 +15,27 @@ from service.db.tables import rate_buckets
 
 
 class RateBuckets:
-    def __init__(self, conn: Connection, now: float) -> None:
+    """Token buckets read and written in the caller's transaction.
+
+    Inside a group-commit batch the head lock already serializes updates; a caller
+    outside it passes ``lock=True`` so that each bucket row is read with
+    ``SELECT ... FOR UPDATE`` (SQLite's writer transactions are exclusive anyway).
+    """
+
+    def __init__(self, conn: Connection, now: float, *, lock: bool = False) -> None:
         self._conn = conn
         self._now = now
+        self._lock = lock
         self._levels: dict[str, float] = {}
         self._stored: dict[str, bool] = {}
         self._journal: list[tuple[str, float]] = []
 
     def _level(self, party: str, per_second: float, burst: float) -> float:
         if party not in self._levels:
-            row = self._conn.execute(
-                select(rate_buckets.c.tokens, rate_buckets.c.updated_at).where(
-                    rate_buckets.c.party == party
-                )
-            ).first()
+            query = select(rate_buckets.c.tokens, rate_buckets.c.updated_at).where(
+                rate_buckets.c.party == party
+            )
+            row = self._conn.execute(query.with_for_update() if self._lock else query).first()
             if row is None:
                 level = burst
             else:

@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from service.api.openapi import problems
 from service.observability.metrics import DatabaseCollector
 from service.observability.requestlog import RequestObserver
+from service.witness.proofstatus import ProofsCollector
+from service.witness.status import WitnessCollector
 
 router = APIRouter(tags=["health"])
 
@@ -37,7 +39,11 @@ migex_outbox_pending{partner="UZ:MIA"} 3.0
 )
 def get_metrics(request: Request) -> Response:
     node = request.app.state.node
-    data = node.metrics.exposition(DatabaseCollector(node.engines, node.clock))
+    data = node.metrics.exposition(
+        DatabaseCollector(node.engines, node.clock),
+        WitnessCollector(node.engines, node.clock, node.witnessing),
+        ProofsCollector(node.engines, node.config),
+    )
     return Response(content=data, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -46,6 +46,11 @@ _KINDS = [
     ProblemKind("request-timeout", 408, "Request not received in time"),
     ProblemKind("unavailable", 503, "Service temporarily unavailable"),
     ProblemKind("audit-inconsistent", 500, "Audit log index disagrees with its entries"),
+    # The witness endpoint (docs/protocol.md, "Witnessing").
+    ProblemKind("unknown-log", 404, "Log not witnessed by this node"),
+    ProblemKind("untrusted-checkpoint", 403, "No trusted signature on the checkpoint"),
+    ProblemKind("old-size", 409, "Old size is not the latest cosigned size"),
+    ProblemKind("inconsistent", 422, "Checkpoint inconsistent with the cosigned one"),
     ProblemKind("internal", 500, "Internal error"),
 ]
 

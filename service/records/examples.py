@@ -227,4 +227,39 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         "digest": "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI",
         "audit_index": 4711,
     },
+    "audit.inclusion-proofs": {
+        # tests/assets/c2sp/migex-delivery.tlog-proof: entry 3 of a log of seven.
+        "checkpoint": (
+            "migex/UZ:MIA\n"
+            "7\n"
+            "JmLtoRdbb10Xgr81CRs6hfSZi+DCDUCrGN4obivZYno=\n"
+            "\n"
+            "— migex/UZ:MIA N2z9P8aWFa35anRO/Qf4MJ1Q75FWp9ZKF+Rzf/vm/4ykApMQAkbhfwSnXUVpmeoEEZbTxEE0iA7xuKlcci65pJkY4gc=\n"
+            "— migex/KZ:MIA/witness NYeFnAAAAABrBbieRtHkqsidjK40lLgGpYNoNGWtRKOfHntYj+HQI2NUtIZrfi2XBKmcKCuCo2VbjYhY0SKQgtCDjZ2Wt1gDxWxJCA==\n"
+            "— migex/KG:MIA/witness VmXqqwAAAABrBbieii/Knhe+vmdwuOwg0fOZN6atE27/wYszHWL5tMjU1bf4tpbjYolfNJYftjsNVEXtwRzJ6nbgQOt2JpboDj2PBw==\n"
+        ),
+        "previous_size": 0,
+        "consistency": [],
+        "proofs": [
+            {
+                "index": 3,
+                "message_id": "01a20e59-2c0f-7cb0-8484-9b18fcbbab03",
+                "leaf_data": (
+                    "eyJhZ3JlZW1lbnQiOiJrei11ei0yMDE5IiwiY29kZSI6bnVsbCwiZGV0YWlsIjp7fSwiZGlnZXN0"
+                    "Ijoic2hhLTI1NjpBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFNIiwi"
+                    "ZXZlbnQiOiJtZXNzYWdlLmFjY2VwdGVkIiwiZnJvbSI6IktaOk1JQSIsImluZGV4IjozLCJtZXNz"
+                    "YWdlX2lkIjoiMDFhMjBlNTktMmMwZi03Y2IwLTg0ODQtOWIxOGZjYmJhYjAzIiwibm9kZSI6IlVa"
+                    "Ok1JQSIsIm91dGNvbWUiOiJhY2NlcHRlZCIsInBhcnR5IjoiS1o6TUlBIiwicHVycG9zZSI6InN0"
+                    "YXRpc3RpY3MiLCJydWxlIjoia3otb3V0LXN0YXRpc3RpY3MiLCJ0aW1lIjoiMjAyNi0xMS0yNFQx"
+                    "NjoxNzoxNi40NThaIiwidG8iOiJVWjpNSUEiLCJ0eXBlIjoic3RhdGlzdGljcy5taWdyYXRpb24t"
+                    "Zmxvd3MifQ=="
+                ),
+                "path": [
+                    "2tjpnuoVZLT9rb+9lH8hlUZtneeKMda7Qwl/qSdY5g0=",
+                    "EiVrMTdnWDXC/5Au8QZyQ6Io0q0HGYQdRVDPSNfJdc4=",
+                    "oHRMBZi2w8qZZOUHoWhBxBp7CqQV3QjgY7GHqvYWsvU=",
+                ],
+            }
+        ],
+    },
 }

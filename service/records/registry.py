@@ -21,6 +21,7 @@ from service.protocol.problems import Problem
 from service.records.cautions import body_cautions
 from service.records.error_report import field_errors
 from service.records.findings import FieldError
+from service.records.inclusion_proofs import InclusionProofs
 from service.records.readmission import ReadmissionRequest, ReadmissionResponse
 from service.records.receipt import Receipt
 from service.records.statistics import (
@@ -50,6 +51,7 @@ BODY_MODELS: Final[dict[str, type[BaseModel]]] = {
     "readmission.request": ReadmissionRequest,
     "readmission.response": ReadmissionResponse,
     "receipt": Receipt,
+    "audit.inclusion-proofs": InclusionProofs,
 }
 MESSAGE_TYPES: Final[tuple[str, ...]] = tuple(BODY_MODELS)
 

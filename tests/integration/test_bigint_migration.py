@@ -65,9 +65,10 @@ def copy_of(url: str, tmp: Path) -> Iterator[str]:
 
 
 def contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in key order, bytes as bytes."""
+    """Every row of every table the database has, in key order, bytes as bytes."""
     engines = create_engines(url)
     try:
+        present = set(inspect(engines.reader).get_table_names())
         with engines.reader.connect() as conn:
             return {
                 table.name: [
@@ -75,6 +76,7 @@ def contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
                     for row in conn.execute(select(table).order_by(*table.primary_key.columns))
                 ]
                 for table in MessageRow.metadata.sorted_tables
+                if table.name in present
             }
     finally:
         engines.dispose()
@@ -119,7 +121,10 @@ def test_an_upgraded_copy_keeps_every_row_and_takes_keys_past_32_bits(
                     if engines.is_sqlite:
                         continue
                     assert str(types[name]) == "BIGINT", (table, name)
-            assert contents(copy) == before
+            after = contents(copy)
+            # Tables of later revisions are new and empty; every other one is unchanged.
+            assert {name: after[name] for name in before} == before
+            assert all(not after[name] for name in set(after) - set(before))
             # As if 2**31 entries had been appended: the next keys pass 32 bits.
             with engines.writer.begin() as conn:
                 conn.execute(

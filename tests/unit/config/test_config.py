@@ -748,10 +748,12 @@ def test_docker_tokens_are_the_documented_development_tokens(short: str, tmp_pat
 
 def test_sample_template_renders_a_loadable_config(tmp_path: Path) -> None:
     write_private_key(tmp_path / "kz.pem", generate_private_key("ed25519"))
+    write_private_key(tmp_path / "kz-witness.pem", generate_private_key("ed25519"))
     uz = PublicKey("UZ:MIA#dev-1", generate_private_key("ed25519").public_key())
     (tmp_path / "uz.jwk.json").write_text(json.dumps(uz.jwk()))
     text = render_sample_config(
         signing_key_file=tmp_path / "kz.pem",
+        witness_key_file=tmp_path / "kz-witness.pem",
         database_url=f"sqlite:///{tmp_path / 'node.db'}",
         partner_jwk_file=tmp_path / "uz.jwk.json",
     )
@@ -760,6 +762,7 @@ def test_sample_template_renders_a_loadable_config(tmp_path: Path) -> None:
     cfg = load_config(path, env={})
     assert cfg.partners[0].party == "UZ:MIA"
     assert cfg.node.signing_keys[0].file == tmp_path / "kz.pem"
+    assert cfg.node.witness_kid == "KZ:MIA#witness-1"
 
 
 def test_configuration_docs_reproduce_the_kz_file_exactly() -> None:

@@ -16,7 +16,7 @@ REQUEST = "citizenship.verification-request"
 _FULLWIDTH_YEAR = "".join(chr(0xFF10 + int(d)) for d in "1991")
 
 
-def test_message_types_are_the_protocol_types_and_receipt() -> None:
+def test_message_types_are_the_protocol_types_receipt_and_the_v1_1_proofs() -> None:
     assert MESSAGE_TYPES == (
         "statistics.migration-flows",
         "citizenship.verification-request",
@@ -25,6 +25,7 @@ def test_message_types_are_the_protocol_types_and_receipt() -> None:
         "readmission.request",
         "readmission.response",
         "receipt",
+        "audit.inclusion-proofs",
     )
 
 
