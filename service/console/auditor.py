@@ -31,6 +31,8 @@ from service.console import queries as console_queries
 from service.console.web import AuditorPage, Refused, render
 from service.protocol.b64 import b64_encode
 from service.protocol.envelope import MAX_TYPE_LENGTH, PARTY_RE, TYPE_RE, UUID_RE
+from service.witness import store as witness_store
+from service.witness.status import Witnessing, newest_met, unwitnessed_since
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -67,6 +69,7 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
             "latency": console_queries.delivery_latency(conn, since=since),
             "head": store.read_head(conn),
             "checkpoint": console_queries.latest_checkpoint(conn),
+            "witness": witness_state(conn, node.witnessing),
         }
 
     data = await read(node, gather)
@@ -88,9 +91,32 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
             "head": data["head"],
             "checkpoint": data["checkpoint"],
             "total_messages": sum(values.values()),
+            "witness": data["witness"],
+            "now": now,
         },
         who=who,
     )
+
+
+def witness_state(conn: Connection, witnessing: Witnessing | None) -> dict[str, Any]:
+    """The witnessing of this node's log (its policy, the newest checkpoint meeting it,
+    each witness's last cosignature and failures) and the logs this node witnesses."""
+    state: dict[str, Any] = {
+        "policy": witnessing is not None,
+        "logs": witness_store.log_states(conn),
+    }
+    if witnessing is None:
+        return state
+    found = newest_met(conn, witnessing)
+    met = None if found is None else found[0]
+    state["met"] = met
+    state["waiting_since"] = unwitnessed_since(conn, met)
+    state["peers"] = [
+        (witnessing.names[ident], peer)
+        for ident, peer in sorted(witness_store.read_peers(conn).items())
+        if ident in witnessing.names
+    ]
+    return state
 
 
 def _day(day: int) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -13,6 +15,8 @@ from service.audit import entries as ev
 from service.clock import FixedClock
 from service.console.web import CSP
 from service.db.tables import audit_entries, checkpoints, outbox
+from tests.api.test_witness_api import URL as WITNESS_URL
+from tests.api.test_witness_api import UZ_LOG, Mutate, as_witness
 from tests.console.conftest import (
     History,
     console_node,
@@ -27,6 +31,7 @@ from tests.support.nodes import (
     Federation,
     example_body,
 )
+from tests.support.tlog import MemoryLog
 from tests.unit.console.test_sdmxcsv import read as read_sdmx_csv
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -438,3 +443,18 @@ def test_the_consistency_check_fails_for_an_altered_checkpoint(
         conn.execute(update(checkpoints).where(c.size == old).values(root=b"\x00" * 32))
     bad = console_client.get(f"/console/checkpoints?from={old}&to={new}")
     assert f"NOT consistent: the proof between {old} and {new} entries does not verify." in bad.text
+
+
+@SQLITE_ONLY
+def test_the_overview_shows_the_logs_this_node_witnesses(
+    federation: Federation, client_factory: Callable[[Mutate], TestClient]
+) -> None:
+    client = client_factory(as_witness(federation))
+    private = federation.uz.key.private
+    assert isinstance(private, Ed25519PrivateKey)
+    uz_log = MemoryLog(UZ_LOG, private)
+    assert client.post(WITNESS_URL, content=uz_log.request(0, 5)).status_code == 200
+    sign_in(client, AUDITOR_TOKEN)
+    html = client.get("/console/overview").text
+    assert "This node&#39;s log has no witness policy." in html
+    assert '<tr><th scope="row">migex/UZ:MIA</th><td>5</td>' in html
