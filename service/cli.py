@@ -9,9 +9,45 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command: a file or directory argument that cannot be used (missing, a
+    directory where a file is expected, unreadable, not a valid configuration or key)
+    is reported in one line naming it, with exit status 1, never with a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = _file_error(exc)
+            if message is None:
+                raise
+            typer.echo(message, err=True)
+            raise typer.Exit(1) from None
+
+
+def _file_error(exc: Exception) -> str | None:
+    """The one-line message for a file argument's error; None for any other error."""
+    from service.config import ConfigError
+    from service.protocol.keys import KeyFileError
+
+    if isinstance(exc, ConfigError):
+        # Several problems: one line each, under the heading.
+        separator = " " if len(exc.problems) == 1 else "\n"
+        return f"configuration refused:{separator}{exc}"
+    if isinstance(exc, KeyFileError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    return None
+
 
 app = typer.Typer(
-    help="migex: exchange node for cross-border migration data.", no_args_is_help=True
+    help="migex: exchange node for cross-border migration data.",
+    no_args_is_help=True,
+    cls=_OneLineErrors,
 )
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
@@ -35,6 +71,7 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
+MAX_TEXT_ARGUMENT = 1024 * 1024
 ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="MIGEX_CONFIG", help="The node's YAML configuration."),
@@ -57,6 +94,32 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A small UTF-8 text file given as an argument (a checkpoint note, a key)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_TEXT_ARGUMENT + 1)
+    except OSError as exc:
+        raise _fail(f"{path}: cannot read {what}: {exc.strerror}") from None
+    if len(data) > MAX_TEXT_ARGUMENT:
+        raise _fail(f"{path}: not {what}: larger than {MAX_TEXT_ARGUMENT} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(f"{path}: not {what}: not UTF-8 text") from None
+
+
+def _verifier_key(key: str) -> str:
+    """--key: the verifier key itself, or @file holding it."""
+    return _read_text(Path(key[1:]), "a verifier key").strip() if key.startswith("@") else key
+
+
+def _directory(path: Path) -> Path:
+    if not path.is_dir():
+        raise _fail(f"{path}: not a directory")
+    return path
+
+
 # -- serve ----------------------------------------------------------------------
 @app.command()
 def serve(
@@ -72,48 +135,75 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run migrations, then serve the node (uvicorn with uvloop and httptools)."""
+    import logging
+    import logging.config
+    import shutil
+    import tempfile
+
     import uvicorn
 
-    from service.config import ConfigError, load_config
+    from service.config import load_config
     from service.db import migrate
     from service.db.engine import create_engines
-    from service.logs import log_config
+    from service.httpserver import HttpLimits, ensure_descriptors, protocol_factory
+    from service.logs import install_process_hooks, log_config
+    from service.observability.metrics import MULTIPROC_ENV
 
+    cfg = load_config(config)
+    limits = cfg.limits
     try:
-        cfg = load_config(config)
-    except (ConfigError, OSError) as exc:
-        raise _fail(f"configuration refused:\n{exc}") from None
+        ensure_descriptors(limits.max_connections)
+    except ValueError as exc:
+        raise _fail(f"configuration refused: {exc}") from None
+    # From here on every line on standard error is a JSON log line.
+    logging.config.dictConfig(log_config())
+    install_process_hooks()
     engines = create_engines(cfg.database_url)
     try:
         migrate.upgrade(engines.writer)
     finally:
         engines.dispose()
     os.environ["MIGEX_CONFIG"] = str(config.resolve())
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Several processes: counters are summed across them through this directory.
-        import tempfile
-
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="migex-metrics-")
+    metrics_dir: str | None = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Several processes: counters are summed across them through this directory,
+        # which is removed when the server stops (SIGTERM and SIGINT included).
+        metrics_dir = tempfile.mkdtemp(prefix="migex-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
     bind_host = host or cfg.listen.host
     bind_port = port if port is not None else cfg.listen.port
-    typer.echo(f"migex {cfg.node.party} listening on http://{bind_host}:{bind_port}", err=True)
-    uvicorn.run(
-        "service.main:app_from_env",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=log_config(),
-        access_log=False,
-        timeout_keep_alive=15,
-        timeout_graceful_shutdown=10,
-        server_header=False,
-        # The node names a request's source itself, trusting X-Forwarded-For only from
-        # the configured listen.trusted_proxies (uvicorn would trust 127.0.0.1's).
-        proxy_headers=False,
+    logging.getLogger("migex.serve").info(
+        "migex %s listening on http://%s:%d", cfg.node.party, bind_host, bind_port
     )
+    http_limits = HttpLimits(
+        max_header_bytes=limits.max_header_bytes,
+        max_headers=limits.max_headers,
+        header_timeout=limits.header_timeout_seconds,
+        max_connections=limits.max_connections,
+    )
+    try:
+        uvicorn.run(
+            "service.main:app_from_env",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            loop="uvloop",
+            http=protocol_factory(http_limits),
+            ws="none",
+            log_config=log_config(),
+            access_log=False,
+            timeout_keep_alive=limits.keep_alive_seconds,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+            # The node names a request's source itself, trusting X-Forwarded-For only
+            # from the configured listen.trusted_proxies (uvicorn would trust 127.0.0.1's).
+            proxy_headers=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 # -- keys -----------------------------------------------------------------------
@@ -132,15 +222,20 @@ def keys_generate(
     if kind not in ("ed25519", "p256"):
         raise _fail("--kind must be ed25519 or p256")
     key_kind: Literal["ed25519", "p256"] = "ed25519" if kind == "ed25519" else "p256"
+    if jwk_out is not None:
+        # Before the key is written: a key without the JWK asked for would be half done.
+        jwk_out.parent.mkdir(parents=True, exist_ok=True)
+        if jwk_out.is_dir():
+            raise _fail(f"{jwk_out}: is a directory")
     private = generate_private_key(key_kind)
     try:
         write_private_key(out, private)
     except FileExistsError:
         raise _fail(f"{out} exists; refusing to overwrite a key") from None
+    # Other errors (no such directory, ...) are reported in one line by the app.
     jwk = SigningKey(kid, private).public().jwk()
     text = json.dumps(jwk, indent=2) + "\n"
     if jwk_out is not None:
-        jwk_out.parent.mkdir(parents=True, exist_ok=True)
         jwk_out.write_text(text)
     typer.echo(text, nl=False)
 
@@ -178,7 +273,12 @@ def config_check(
             cfg = load_config(path, check_key_files=not no_key_files)
         except ConfigError as exc:
             failed = True
-            typer.echo(f"{path}: refused\n{exc}", err=True)
+            [first, *others] = exc.problems
+            if not others and first.line is None:
+                # The file itself is unusable (missing, not UTF-8, ...): one line.
+                typer.echo(f"{path}: refused: {first.message}", err=True)
+            else:
+                typer.echo(f"{path}: refused\n{exc}", err=True)
         except OSError as exc:
             failed = True
             typer.echo(f"{path}: cannot read: {exc.strerror}", err=True)
@@ -220,7 +320,7 @@ def schemas_check(directory: Annotated[Path, typer.Argument()] = Path("schemas")
     """Fail if the published schemas differ from the models."""
     from service.records import schemas
 
-    drifted = schemas.check(directory)
+    drifted = schemas.check(_directory(directory))
     if drifted:
         raise _fail("schemas drifted from the models: " + ", ".join(drifted))
     typer.echo("schemas match the models")
@@ -315,8 +415,8 @@ def audit_verify(
     """Recompute the tree from an export and check it against a signed checkpoint."""
     from service.audit.offline import verify_export
 
-    vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
-    note = checkpoint.read_text()
+    vkey = _verifier_key(key)
+    note = _read_text(checkpoint, "a checkpoint")
     with export.open("rb") as lines:
         report = verify_export(lines, note, vkey)
     if not report.ok:
@@ -330,8 +430,8 @@ def _witness_findings(
     note: str, vkey: str, policy_file: Path | None, cosigned: list[Path], export: Path | None
 ) -> None:
     """Report the witness policy and earlier cosigned checkpoints; fail if any is not ok."""
+    from service.config.witnesscheck import read_policy
     from service.witness.auditing import Finding, cosigned_findings, policy_finding
-    from service.witness.configcheck import read_policy
     from service.witness.policy import PolicyError
 
     try:
@@ -396,8 +496,8 @@ def audit_prove(
     """Fetch a message's audit entries and prove each is included under a checkpoint."""
     from service.audit.proving import prove_message
 
-    vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
-    note = checkpoint.read_text()
+    vkey = _verifier_key(key)
+    note = _read_text(checkpoint, "a checkpoint")
     try:
         lines = prove_message(url, token, message_id, note, vkey)
     except ValueError as exc:
@@ -439,14 +539,11 @@ def retention_purge(config: ConfigOpt) -> None:
     """Purge message bodies older than retention.message_body_days now; audit entries stay."""
     import time
 
-    from service.config import ConfigError, load_config
+    from service.config import load_config
     from service.exchange.retention import purge_sync
     from service.runtime import build_node
 
-    try:
-        cfg = load_config(config)
-    except (ConfigError, OSError) as exc:
-        raise _fail(f"configuration refused:\n{exc}") from None
+    cfg = load_config(config)
     node = build_node(cfg, clock=time.time, record=False)
     try:
         report = purge_sync(

@@ -4,13 +4,23 @@ Every line has `time`, `level`, `logger` and `msg`; the request log and other
 records add the fields named in `FIELDS` when they apply. A line written while a
 request is being served carries that request's `request_id` (set by the request
 observer in `service.observability.requestlog`). An exception is reduced to its type
-name: exception messages and tracebacks can quote request data.
+name, also where a message quotes one as an argument (as psycopg's warnings do):
+exception messages and tracebacks can quote request data.
+
+Every logger writes through the one JSON handler: the node's and uvicorn's directly,
+any other library's (psycopg, asyncio, ...) through the root logger. With
+`install_process_hooks`, Python warnings, exceptions escaping a thread and
+exceptions ignored in finalizers are written as JSON lines too, so that nothing a
+served process writes to standard error breaks the JSON log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -38,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             "time": rfc3339(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         for name in FIELDS:
             value = getattr(record, name, None)
@@ -54,11 +64,49 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, with every exception among its arguments as its type name."""
+    args = record.args
+    if isinstance(args, tuple) and any(isinstance(a, BaseException) for a in args):
+        args = tuple(_type_name(a) for a in args)
+    elif isinstance(args, Mapping) and any(isinstance(a, BaseException) for a in args.values()):
+        args = {k: _type_name(v) for k, v in args.items()}
+    msg = str(record.msg)
+    return msg % args if args else msg
+
+
+def _type_name(value: object) -> object:
+    return type(value).__name__ if isinstance(value, BaseException) else value
+
+
+_hooks = logging.getLogger("migex.process")
+
+
+def install_process_hooks() -> None:
+    """Route what Python would print to standard error itself through the JSON log:
+    warnings, exceptions escaping a thread, exceptions ignored in finalizers."""
+    logging.captureWarnings(True)
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "unknown"
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        _hooks.error("exception in thread %s", name, exc_info=exc_info)  # type: ignore[arg-type]
+
+    def unraisable_hook(unraisable: Any) -> None:
+        exc_info = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+        _hooks.warning("%s", unraisable.err_msg or "Exception ignored", exc_info=exc_info)
+
+    threading.excepthook = thread_hook
+    sys.unraisablehook = unraisable_hook
+
+
 def log_config(level: str = "INFO") -> dict[str, Any]:
     """The `logging.config.dictConfig` of a served node: JSON lines on standard error.
 
-    SQLAlchemy's loggers are held at WARNING whatever `level` is: at INFO and below
-    they would write SQL statements with their parameters, which can hold message bytes.
+    SQLAlchemy's and psycopg's loggers are held at WARNING whatever `level` is: at
+    INFO and below they would write SQL statements with their parameters, which can
+    hold message bytes. Every other logger reaches the JSON handler through the root
+    logger (at WARNING), never Python's last-resort handler, which writes plain text.
     """
 
     def logger(at: str) -> dict[str, Any]:
@@ -81,5 +129,7 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": logger(level),
             "uvicorn.access": logger(level),
             "sqlalchemy": logger("WARNING"),
+            "psycopg": logger("WARNING"),
         },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
     }

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service.api import audit, errors, health, local, messages, wellknown, witness
+from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
 from service.console import web as console
 from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
+from service.logs import install_process_hooks
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
 from service.witness.partnerproofs import load_partner_proofs
@@ -116,12 +119,17 @@ def create_app(
                 await tally_task
                 node.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package, never from a CDN.
+    app = FastAPIOffline(
         title="migex exchange node",
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No badge fetched from the public Swagger validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
+    # Innermost first: HEAD is routed as GET below the body limit and the request log.
+    app.add_middleware(HeadAsGet)
     errors.install(app)
     observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
@@ -145,8 +153,12 @@ def _partner_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory`: the configuration file comes from MIGEX_CONFIG."""
+    """Factory for `uvicorn --factory`: the configuration file comes from MIGEX_CONFIG.
+
+    It builds the app of a served process, so it also routes what Python would print to
+    standard error itself (warnings, thread and finalizer exceptions) to the JSON log."""
     path = os.environ.get("MIGEX_CONFIG")
     if not path:
         raise RuntimeError("set MIGEX_CONFIG to the node's YAML configuration file")
+    install_process_hooks()
     return create_app(load_config(Path(path)), migrate_on_start=False, freeze_heap=True)

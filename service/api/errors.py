@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.head import allow_with_head
 from service.db.failures import is_outage
 from service.protocol.problems import Problem
 
@@ -68,9 +69,12 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
             ),
             request.scope,
         )
-    return problem_response(
-        Problem(_HTTP_CODES.get(exc.status_code, "bad-request"), detail), request.scope
-    )
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:
+        # Every GET route answers HEAD too (service.api.head).
+        headers["Allow"] = allow_with_head(headers["Allow"])
+    code = _HTTP_CODES.get(exc.status_code, "bad-request")
+    return problem_response(Problem(code, detail, headers=headers), request.scope)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -60,6 +60,7 @@ from service.config.types import (
     Text,
     TokenName,
 )
+from service.config.witnesscheck import check_witness_config
 from service.config.yamlsource import (
     Loc,
     YamlDocument,
@@ -69,7 +70,6 @@ from service.config.yamlsource import (
 )
 from service.partners.agreements import country_of
 from service.partners.rules import Direction
-from service.witness.configcheck import check_witness_config
 
 __all__ = [
     "AgreementConfig",
@@ -168,6 +168,12 @@ class LimitsConfig(_Section):
     max_json_members: Annotated[int, Field(ge=1)] = 2_000_000
     max_observations: Annotated[int, Field(ge=1)] = 100_000
     request_timeout_seconds: Seconds = 30.0
+    # The HTTP server's own bounds (service/httpserver.py), per process.
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024**2)] = 16 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=10_000)] = 100
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    keep_alive_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 512
 
 
 class RefusalsConfig(_Section):
@@ -256,7 +262,7 @@ class RuleConfig(_Section):
 class DeliveryProofsConfig(_Section):
     """Protocol v1.1 with a partner: delivery proofs travel both ways (docs/protocol.md)."""
 
-    agreement: Ident
+    agreement: AgreementId
     policy_file: FilePath
 
 

@@ -240,10 +240,12 @@ def _read_key_file(path: Path, check_permissions: bool) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot open key file: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        # Checked before fdopen, which refuses a directory with an error naming the fd.
+        os.close(fd)
+        raise KeyFileError(f"{path}: key file is not a regular file")
     with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path}: key file is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if check_permissions and mode & 0o077:
             raise KeyFileError(

@@ -44,6 +44,7 @@ _KINDS = [
     ProblemKind("bad-request", 400, "Bad request"),
     ProblemKind("invalid-parameters", 422, "Invalid request parameters"),
     ProblemKind("request-timeout", 408, "Request not received in time"),
+    ProblemKind("headers-too-large", 431, "Request header fields too large"),
     ProblemKind("unavailable", 503, "Service temporarily unavailable"),
     ProblemKind("audit-inconsistent", 500, "Audit log index disagrees with its entries"),
     # The witness endpoint (docs/protocol.md, "Witnessing").

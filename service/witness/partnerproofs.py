@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.audit.checkpoint import log_origin
-from service.audit.note import parse_verifier_key
 from service.config import NodeConfig
-from service.witness.policy import Policy, PolicyError, parse_policy
+from service.config.witnesscheck import PartnerPolicyError, partner_log_policy
+from service.witness.policy import Policy
 
 PROOFS_TYPE = "audit.inclusion-proofs"
 PROOFS_PURPOSE = "audit"
@@ -43,17 +42,8 @@ def load_partner_proofs(cfg: NodeConfig) -> dict[str, PartnerProofs]:
             continue
         where = f"partners[{partner.party}].delivery_proofs"
         try:
-            policy = parse_policy(section.policy_file.read_bytes())
-        except OSError as exc:
-            raise PartnerProofsError(f"{where}.policy_file: cannot read it: {exc}") from exc
-        except PolicyError as exc:
+            policy, vkeys = partner_log_policy(partner.party, section.policy_file)
+        except PartnerPolicyError as exc:
             raise PartnerProofsError(f"{where}.policy_file: {exc}") from exc
-        origin = log_origin(partner.party)
-        vkeys = tuple(log.vkey for log in policy.logs if parse_verifier_key(log.vkey)[0] == origin)
-        if not vkeys:
-            raise PartnerProofsError(
-                f"{where}.policy_file: needs a 'log' line with {partner.party}'s checkpoint key"
-                f" (key name {origin})"
-            )
         found[partner.party] = PartnerProofs(partner.party, section.agreement, policy, vkeys)
     return found

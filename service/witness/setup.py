@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from service.audit.checkpoint import log_origin
 from service.audit.note import verifier_key
 from service.config import NodeConfig
+from service.config.witnesscheck import read_policy
 from service.db.engine import Engines
 from service.ledger.committer import GroupCommitter
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import SigningKey
-from service.witness.configcheck import read_policy
 from service.witness.cosigner import Cosigner, WitnessSettings
 from service.witness.submitter import SubmitSettings
 

@@ -114,8 +114,10 @@ class NodeProcess:
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         host: str = LOOPBACK,
+        workers: int = 1,
     ) -> None:
         self.name = name
+        self.workers = workers
         self.config = config
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -161,6 +163,7 @@ class NodeProcess:
             self.host,
             "--port",
             str(self.port),
+            *(["--workers", str(self.workers)] if self.workers > 1 else []),
         ]
         self._proc = subprocess.Popen(
             command,

@@ -51,3 +51,20 @@ def test_an_incoming_request_id_is_kept_only_when_sane() -> None:
     generated = request_id_from([(b"x-request-id", b"a b")])
     assert generated != "a b"
     assert len(generated) == 32
+
+
+def test_an_exception_quoted_in_a_message_is_written_as_its_type() -> None:
+    """psycopg's warnings quote the error: `error ignored in rollback on %s: %s`."""
+    error = ValueError("duplicate key (iin)=(061211600012)")
+    rec = logging.LogRecord(
+        "psycopg", logging.WARNING, __file__, 1, "error ignored on %s: %s", ("conn", error), None
+    )
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["msg"] == "error ignored on conn: ValueError"
+
+
+def test_every_other_library_logs_through_the_json_handler() -> None:
+    config = log_config()
+    assert config["root"]["handlers"] == ["stderr"]
+    assert config["loggers"]["psycopg"]["level"] == "WARNING"
+    assert config["handlers"]["stderr"]["formatter"] == "json"

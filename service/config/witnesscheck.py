@@ -6,7 +6,9 @@
   its extra logs have well-formed Ed25519 verifier keys named by their origin, no
   origin twice;
 - `witnessed_by.policy_file` is a readable C2SP tlog-policy whose witnesses have
-  URLs to submit to, none of them this node's own key name, and backoffs in order.
+  URLs to submit to, none of them this node's own key name, and backoffs in order;
+- each partner's `delivery_proofs.policy_file` is a readable C2SP tlog-policy with a
+  `log` line for that partner's checkpoint key (origin `migex/<party>`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,43 @@ if TYPE_CHECKING:
 
 
 def check_witness_config(cfg: NodeConfig) -> list[Finding]:
-    return _witness_key(cfg) + _witnessed_logs(cfg) + _witnessed_by(cfg)
+    return _witness_key(cfg) + _witnessed_logs(cfg) + _witnessed_by(cfg) + _delivery_proofs(cfg)
+
+
+class PartnerPolicyError(ValueError):
+    """A partner's delivery-proofs policy file cannot be used."""
+
+
+def partner_log_policy(party: str, path: Path) -> tuple[Policy, tuple[str, ...]]:
+    """The policy for `party`'s log in `path` and its log keys; PartnerPolicyError if the
+    file cannot be read or parsed, or has no `log` line named `migex/<party>`."""
+    try:
+        policy = read_policy(path)
+    except OSError as exc:
+        raise PartnerPolicyError(f"cannot read it: {exc.strerror or exc}") from exc
+    except PolicyError as exc:
+        raise PartnerPolicyError(str(exc)) from exc
+    origin = log_origin(party)
+    vkeys = tuple(log.vkey for log in policy.logs if parse_verifier_key(log.vkey)[0] == origin)
+    if not vkeys:
+        raise PartnerPolicyError(
+            f"needs a 'log' line with {party}'s checkpoint key (key name {origin})"
+        )
+    return policy, vkeys
+
+
+def _delivery_proofs(cfg: NodeConfig) -> list[Finding]:
+    findings: list[Finding] = []
+    for i, partner in enumerate(cfg.partners):
+        section = partner.delivery_proofs
+        if section is None:
+            continue
+        try:
+            partner_log_policy(partner.party, section.policy_file)
+        except PartnerPolicyError as exc:
+            where = ("partners", i, "delivery_proofs", "policy_file")
+            findings.append((where, f"{section.policy_file}: {exc}"))
+    return findings
 
 
 def _witness_key(cfg: NodeConfig) -> list[Finding]:

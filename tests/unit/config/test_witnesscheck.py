@@ -151,3 +151,26 @@ def test_backoffs_must_be_in_order(federation: Federation) -> None:
         ),
     )
     assert "must be at least backoff_initial_seconds" in found
+
+
+def _uz_proofs(path: Path) -> Mutate:
+    def mutate(cfg: dict[str, Any]) -> None:
+        uz = next(p for p in cfg["partners"] if p["party"] == "UZ:MIA")
+        uz["delivery_proofs"] = {"agreement": "kz-uz-2019", "policy_file": str(path)}
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "partners[0].delivery_proofs.policy_file"),
+        ("quorum none\n", "needs a 'log' line with UZ:MIA's checkpoint key"),
+        ("not a policy\n", "partners[0].delivery_proofs.policy_file"),
+    ],
+)
+def test_config_check_refuses_an_unusable_delivery_proofs_policy(
+    federation: Federation, text: str | None, message: str
+) -> None:
+    path = federation.tmp / "none" if text is None else policy_file(federation.tmp, text)
+    assert message in refused(federation, _uz_proofs(path))
