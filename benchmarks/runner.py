@@ -17,7 +17,7 @@ import traceback
 
 from benchmarks.figures import Figure, print_commands, print_table, save
 
-BENCHMARKS = ("load", "append", "proofs", "verify", "delivery", "flood", "witness")
+BENCHMARKS = ("load", "append", "proofs", "verify", "delivery", "flood", "witness", "console")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from service.api import audit, errors, health, local, messages, wellknown, witne
 from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
+from service.console import web as console
 from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
@@ -52,6 +53,8 @@ def create_app(
         partner_proofs = load_partner_proofs(config)  # an unusable policy: fail before starting
         node = build_node(config, clock=clock, migrate_on_start=migrate_on_start)
         app.state.node = node
+        if config.console.enabled:
+            app.state.console = console.ConsoleState.from_node(node)
         if freeze_heap:
             # Everything built so far lives as long as the process. Left in the
             # collector's generations, each full collection walks all of it (tens of
@@ -131,6 +134,8 @@ def create_app(
     observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
+    if config.console.enabled:
+        console.install(app)
     app.include_router(witness.router)
     return app
 

@@ -22,6 +22,7 @@ from tests.support.nodes import NOW, Federation, make_party
 REQUIRED_SUITES = {
     "postgres": ("PostgreSQL suite", os.environ.get("MIGEX_REQUIRE_PG") == "1"),
     "docker": ("live deployment suite", os.environ.get("MIGEX_REQUIRE_DOCKER") == "1"),
+    "browser": ("browser suite", os.environ.get("MIGEX_REQUIRE_BROWSER") == "1"),
 }
 
 _outcomes: dict[str, dict[str, int]] = {

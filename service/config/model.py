@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -76,6 +76,7 @@ __all__ = [
     "AuditConfig",
     "ConfigError",
     "ConfigProblem",
+    "ConsoleConfig",
     "DeliveryConfig",
     "LimitsConfig",
     "ListenConfig",
@@ -204,6 +205,18 @@ class RetentionConfig(_Section):
     purge_interval_seconds: Seconds = 3600.0
 
 
+class ConsoleConfig(_Section):
+    """The browser console at /console (docs/console.md)."""
+
+    enabled: bool = True
+    session_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    # "auto": Secure when the request came over TLS (directly, or through a proxy whose
+    # X-Forwarded-Proto the server trusts); "always": Secure on every response.
+    secure_cookies: Literal["auto", "always"] = "auto"
+    key_rotation_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    key_warning_days: Annotated[int, Field(ge=0, le=36500)] = 30
+
+
 class CoverConfig(_Section):
     types: MessageTypes
     purposes: Purposes
@@ -304,6 +317,7 @@ class NodeConfig(_Section):
     audit: AuditConfig = AuditConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     retention: RetentionConfig = RetentionConfig()
+    console: ConsoleConfig = ConsoleConfig()
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
     partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
     tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()

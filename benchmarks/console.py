@@ -1,0 +1,161 @@
+"""Server time of the console's pages over a large audit log (1,000,000 entries;
+100,000 with --quick).
+
+The node is started in-process on a copy of the cached benchmark log (the auditor pages
+append their own `audit.query` entries, so the cached log is never touched) with the
+clock at the log's last entry, so the overview's 14-day window holds the log's last
+14 days. Each page is requested through the ASGI app with a signed-in session and
+timed from request to the last byte of the response: the node's work without network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from fastapi.testclient import TestClient
+
+from benchmarks import auditlog
+from benchmarks.figures import Figure, below, print_figure
+from service.api.tokens import hash_token
+from service.clock import FixedClock
+from service.config import load_config
+from service.main import create_app
+
+NAME = "console"
+TOKENS = {
+    "auditor": "bench-auditor-token-0000000000000000000",
+    "operator": "bench-operator-token-000000000000000000",
+}
+REQUESTS = 30
+WARMUP = 3
+TARGET_MS = 200.0
+
+
+def _config(directory: Path, log: auditlog.BuiltLog) -> Path:
+    key = directory / "audit.pem"
+    shutil.copy(log.directory / "audit.pem", key)
+    key.chmod(0o600)
+    cfg = {
+        "node": {
+            "party": auditlog.NODE,
+            "name": "benchmark node",
+            "signing_keys": [{"kid": auditlog.KID, "file": str(key)}],
+            "active_kid": auditlog.KID,
+            "audit_kid": auditlog.KID,
+        },
+        "database_url": f"sqlite:///{directory / 'node.db'}",
+        "tokens": [
+            {"name": f"{role}-1", "role": role, "sha256": hash_token(token)}
+            for role, token in TOKENS.items()
+        ],
+    }
+    path = directory / "node.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _sign_in(client: TestClient, role: str) -> None:
+    client.cookies.clear()
+    page = client.get("/console/sign-in").text
+    csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    resp = client.post(
+        "/console/sign-in", data={"token": TOKENS[role], "csrf": csrf}, follow_redirects=False
+    )
+    assert resp.status_code == 303, resp.text
+
+
+def _time(client: TestClient, paths: list[str]) -> list[float]:
+    for path in paths[:WARMUP]:
+        client.get(path)
+    times = []
+    for path in paths:
+        started = time.perf_counter()
+        resp = client.get(path)
+        times.append(time.perf_counter() - started)
+        assert resp.status_code == 200, (path, resp.status_code)
+    return times
+
+
+def pages(size: int, rng: random.Random) -> dict[str, tuple[str, list[str]]]:
+    """Per page name: the role that opens it and the paths to request."""
+    end = auditlog.START + auditlog.SPAN_DAYS * 86400
+    day = 86400.0
+
+    def day_window() -> str:
+        since = end - rng.random() * 30 * day
+        return f"since={time.strftime('%Y-%m-%dT%H:%M', time.gmtime(since - day))}&until={time.strftime('%Y-%m-%dT%H:%M', time.gmtime(since))}"
+
+    party = lambda: rng.choice(auditlog.PARTIES)  # noqa: E731
+    return {
+        "overview": ("auditor", ["/console/overview"] * REQUESTS),
+        "log, newest page": ("auditor", ["/console/log"] * REQUESTS),
+        "log, party and 1 day": (
+            "auditor",
+            [f"/console/log?party={party()}&{day_window()}" for _ in range(REQUESTS)],
+        ),
+        "log, an older page": (
+            "auditor",
+            [f"/console/log?cursor={rng.randrange(1, size)}" for _ in range(REQUESTS)],
+        ),
+        "entry with proof": (
+            "auditor",
+            [f"/console/log/{rng.randrange(size)}" for _ in range(REQUESTS)],
+        ),
+        "checkpoints": ("auditor", ["/console/checkpoints"] * REQUESTS),
+        "consistency check": (
+            "auditor",
+            [f"/console/checkpoints?from={auditlog.CHECKPOINT_EVERY}&to={size}"] * REQUESTS,
+        ),
+        "outbox": ("operator", ["/console/outbox?state=failed"] * REQUESTS),
+        "inbox": ("operator", ["/console/inbox"] * REQUESTS),
+        "partners": ("operator", ["/console/partners"] * REQUESTS),
+        "statistics": ("operator", ["/console/statistics"] * REQUESTS),
+    }
+
+
+def run(quick: bool = False) -> list[Figure]:
+    size = 100_000 if quick else 1_000_000
+    log = auditlog.ensure_log(size)
+    command = f"bash benchmarks/run --only {NAME}" + (" --quick" if quick else "")
+    figures: list[Figure] = []
+    rng = random.Random(20261201)
+    label = f"SQLite {size // 1000:,}k"
+    with tempfile.TemporaryDirectory(prefix="migex-console-bench-") as tmp:
+        directory = Path(tmp)
+        shutil.copy(log.directory / "node.db", directory / "node.db")
+        config = load_config(_config(directory, log))
+        clock = FixedClock(auditlog.START + auditlog.SPAN_DAYS * 86400)
+        app = create_app(config, clock=clock, migrate_on_start=False, run_delivery=False)
+        with TestClient(app) as client:
+            signed_in = None
+            for page, (role, paths) in pages(size, rng).items():
+                if role != signed_in:
+                    _sign_in(client, role)
+                    signed_in = role
+                times = sorted(_time(client, paths))
+                p95 = times[min(len(times) - 1, int(len(times) * 0.95))] * 1000
+                figure = Figure(
+                    NAME,
+                    f"{label}: {page} p95",
+                    p95,
+                    "ms",
+                    command,
+                    below(TARGET_MS),
+                    f"mean {statistics.fmean(times) * 1000:.1f} ms over {len(times)}",
+                )
+                print_figure(figure)
+                figures.append(figure)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)

@@ -1,0 +1,230 @@
+"""Read-side queries only the console needs: aggregates for the overview, checkpoint
+history, and the statistics datasets received. Every query is bounded (a time window or
+a limit), so a page costs the same with a million log entries as with a hundred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from service.audit import entries as ev
+from service.db.tables import audit_entries, checkpoints, delivery_attempts, messages, outbox
+
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    size: int
+    root: bytes
+    issued_at: float
+    note: str
+
+
+def checkpoint_history(conn: Connection, *, limit: int, before: int | None) -> list[CheckpointRow]:
+    """Signed checkpoints, largest tree first; `before` pages by tree size."""
+    c = checkpoints.c
+    query = select(c.size, c.root, c.issued_at, c.note)
+    if before is not None:
+        query = query.where(c.size < before)
+    rows = conn.execute(query.order_by(c.size.desc(), c.pk.desc()).limit(limit))
+    return [
+        CheckpointRow(int(r.size), bytes(r.root), float(r.issued_at), str(r.note)) for r in rows
+    ]
+
+
+def checkpoint_at(conn: Connection, size: int) -> CheckpointRow | None:
+    c = checkpoints.c
+    row = conn.execute(
+        select(c.size, c.root, c.issued_at, c.note)
+        .where(c.size == size)
+        .order_by(c.pk.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return CheckpointRow(int(row.size), bytes(row.root), float(row.issued_at), str(row.note))
+
+
+def latest_checkpoint(conn: Connection) -> CheckpointRow | None:
+    found = checkpoint_history(conn, limit=1, before=None)
+    return found[0] if found else None
+
+
+def messages_per_day(conn: Connection, *, since: float) -> list[dict[str, Any]]:
+    """Count of messages by day, partner and direction since `since` (Unix seconds)."""
+    m = messages.c
+    day = func.floor(m.created_at / DAY)
+    rows = conn.execute(
+        select(day.label("day"), m.direction, m.sender, m.recipient, func.count().label("n"))
+        .where(m.created_at >= since)
+        .group_by(day, m.direction, m.sender, m.recipient)
+    )
+    out: dict[tuple[int, str, str], int] = {}
+    for r in rows:
+        who = r.sender if r.direction == "in" else r.recipient
+        key = (int(r.day), str(r.direction), str(who))
+        out[key] = out.get(key, 0) + int(r.n)
+    return [
+        {"day": k[0], "direction": k[1], "partner": k[2], "count": n}
+        for k, n in sorted(out.items())
+    ]
+
+
+def messages_by_type(conn: Connection, *, since: float) -> list[tuple[str, int]]:
+    m = messages.c
+    rows = conn.execute(
+        select(m.type, func.count().label("n"))
+        .where(m.created_at >= since)
+        .group_by(m.type)
+        .order_by(func.count().desc())
+    )
+    return [(str(r.type), int(r.n)) for r in rows]
+
+
+def _first_index_since(conn: Connection, since: float) -> int | None:
+    """The first log index at or after `since`: entry times never decrease along the
+    index, so a time window is an index range (as in service.audit.queries.search)."""
+    t = audit_entries.c
+    first = conn.execute(
+        select(t.idx).where(t.time >= since).order_by(t.time, t.idx).limit(1)
+    ).scalar()
+    return None if first is None else int(first)
+
+
+def refusals_by_code(conn: Connection, *, since: float) -> list[tuple[str, int]]:
+    """Refused inbound and outbound messages by problem code (rate limits included)."""
+    t = audit_entries.c
+    first = _first_index_since(conn, since)
+    if first is None:
+        return []
+    rows = conn.execute(
+        select(t.code, func.count().label("n"))
+        .where(
+            t.idx >= first,
+            t.event.in_((ev.MESSAGE_REFUSED, ev.SEND_REFUSED)),
+        )
+        .group_by(t.code)
+        .order_by(func.count().desc())
+    )
+    return [(str(r.code or "-"), int(r.n)) for r in rows]
+
+
+def rate_limit_hits(conn: Connection, *, since: float) -> list[tuple[str, int, float]]:
+    """Per partner: inbound messages refused as rate-limited since `since`, and the last."""
+    t = audit_entries.c
+    first = _first_index_since(conn, since)
+    if first is None:
+        return []
+    rows = conn.execute(
+        select(t.party, func.count().label("n"), func.max(t.time).label("last"))
+        .where(t.idx >= first, t.event == ev.MESSAGE_REFUSED, t.code == "rate-limited")
+        .group_by(t.party)
+        .order_by(t.party)
+    )
+    return [(str(r.party or "-"), int(r.n), float(r.last)) for r in rows]
+
+
+def delivery_latency(conn: Connection, *, since: float) -> list[tuple[str, int]]:
+    """Delivered messages by time from queueing to the successful attempt, in buckets."""
+    a = delivery_attempts.c
+    o = outbox.c
+    rows = conn.execute(
+        select((a.at - o.created_at).label("latency"))
+        .join(outbox, o.message_pk == a.message_pk)
+        .where(a.outcome == "delivered", a.at >= since)
+    )
+    bounds = [(1.0, "< 1 s"), (10.0, "1-10 s"), (60.0, "10-60 s"), (600.0, "1-10 min")]
+    counts = [0] * (len(bounds) + 1)
+    for r in rows:
+        latency = max(0.0, float(r.latency))
+        slot = next((i for i, (b, _) in enumerate(bounds) if latency < b), len(bounds))
+        counts[slot] += 1
+    labels = [label for _, label in bounds] + ["≥ 10 min"]
+    return list(zip(labels, counts, strict=True))
+
+
+def endpoint_health(conn: Connection) -> dict[str, dict[str, float | None]]:
+    """Per partner: the time of the last delivered and the last failed attempt."""
+    a = delivery_attempts.c
+    m = messages.c
+    delivered = func.max(a.at).filter(a.outcome == "delivered")
+    failed = func.max(a.at).filter(a.outcome != "delivered")
+    rows = conn.execute(
+        select(m.recipient, delivered.label("ok"), failed.label("bad"))
+        .join(messages, m.pk == a.message_pk)
+        .group_by(m.recipient)
+    )
+    return {
+        str(r.recipient): {
+            "last_success": None if r.ok is None else float(r.ok),
+            "last_failure": None if r.bad is None else float(r.bad),
+        }
+        for r in rows
+    }
+
+
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    o = outbox.c
+    rows = conn.execute(select(o.state, func.count().label("n")).group_by(o.state))
+    return {str(r.state): int(r.n) for r in rows}
+
+
+def inbox_backlog(conn: Connection) -> list[tuple[str, str, int, float]]:
+    """Unacknowledged inbound messages by sender and type: count and oldest arrival."""
+    m = messages.c
+    rows = conn.execute(
+        select(m.sender, m.type, func.count().label("n"), func.min(m.created_at).label("oldest"))
+        .where(m.direction == "in", m.acked_at.is_(None))
+        .group_by(m.sender, m.type)
+        .order_by(m.sender, m.type)
+    )
+    return [(str(r.sender), str(r.type), int(r.n), float(r.oldest)) for r in rows]
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    pk: int
+    sender: str
+    message_id: str
+    received_at: float
+    audit_index: int
+    purged: bool
+
+
+def received_datasets(
+    conn: Connection, msg_type: str, *, limit: int, before: int | None
+) -> list[DatasetRow]:
+    """Inbound messages of one type, newest first, without their bodies."""
+    m = messages.c
+    query = select(m.pk, m.sender, m.message_id, m.created_at, m.audit_index, m.purged_at).where(
+        m.direction == "in", m.type == msg_type
+    )
+    if before is not None:
+        query = query.where(m.pk < before)
+    rows = conn.execute(query.order_by(m.pk.desc()).limit(limit))
+    return [
+        DatasetRow(
+            int(r.pk),
+            str(r.sender),
+            str(r.message_id),
+            float(r.created_at),
+            int(r.audit_index),
+            r.purged_at is not None,
+        )
+        for r in rows
+    ]
+
+
+def inbound_key(conn: Connection, sender: str, message_id: str, msg_type: str) -> int | None:
+    """The row key of an inbound message of a type, for `inbox.inbox_page(after=key - 1)`."""
+    m = messages.c
+    pk = conn.execute(
+        select(m.pk).where(
+            m.direction == "in", m.sender == sender, m.message_id == message_id, m.type == msg_type
+        )
+    ).scalar()
+    return None if pk is None else int(pk)
