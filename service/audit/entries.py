@@ -28,6 +28,7 @@ CONFIG_CHANGED = "config.changed"
 AUDIT_QUERY = "audit.query"
 RETENTION_PURGE = "retention.purge"
 INBOX_ACK = "inbox.ack"
+PRIVACY_QUERY = "privacy.query"
 
 ENTRY_MEMBERS = (
     "index",

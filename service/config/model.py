@@ -9,8 +9,8 @@ problem found is reported, each with the line to edit:
 
 Environment: MIGEX_CONFIG names the file (read by the CLI and `main.app`); MIGEX_DATABASE_URL replaces
 `database_url`; MIGEX_PUBLIC_KEYS_DIR replaces the directory of every partner
-`jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file and
-of the identifier salt file.
+`jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file, of
+the identifier salt file and of the subject key file.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ __all__ = [
     "NodeSection",
     "PartnerConfig",
     "PartnerKeyConfig",
+    "PrivacyConfig",
     "RateLimitConfig",
     "RetentionConfig",
     "RuleConfig",
@@ -186,6 +187,12 @@ class RetentionConfig(_Section):
     purge_interval_seconds: Seconds = 3600.0
 
 
+class PrivacyConfig(_Section):
+    """Personal data: the secret that keys the disclosure index (docs/privacy.md)."""
+
+    subject_key_file: FilePath | None = None
+
+
 class CoverConfig(_Section):
     types: MessageTypes
     purposes: Purposes
@@ -254,6 +261,7 @@ class NodeConfig(_Section):
     audit: AuditConfig = AuditConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     retention: RetentionConfig = RetentionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
     partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
     tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()
@@ -400,6 +408,14 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
     audit = cfg.audit.model_copy(
         update={"identifier_salt_file": None if salt is None else _place(salt, base, secrets_dir)}
     )
+    subject_key = cfg.privacy.subject_key_file
+    privacy = cfg.privacy.model_copy(
+        update={
+            "subject_key_file": None
+            if subject_key is None
+            else _place(subject_key, base, secrets_dir)
+        }
+    )
     partners = tuple(
         p.model_copy(
             update={
@@ -414,4 +430,6 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
         for p in cfg.partners
     )
     node = cfg.node.model_copy(update={"signing_keys": signing})
-    return cfg.model_copy(update={"node": node, "audit": audit, "partners": partners})
+    return cfg.model_copy(
+        update={"node": node, "audit": audit, "privacy": privacy, "partners": partners}
+    )

@@ -18,9 +18,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from service.partners.agreements import EXCHANGE_TYPES
 from service.protocol.envelope import AGREEMENT_RE, KID_RE, PARTY_RE, PURPOSE_RE
 
-# The roles a bearer token can hold (the local API's and the auditors').
-Role = Literal["auditor", "operator", "client"]
-ROLES: tuple[Role, ...] = ("auditor", "operator", "client")
+# The roles a bearer token can hold (the local API's, the auditors' and the
+# data-protection officer's).
+Role = Literal["auditor", "operator", "client", "privacy"]
+ROLES: tuple[Role, ...] = ("auditor", "operator", "client", "privacy")
 
 PARTY_PATTERN = PARTY_RE
 KID_PATTERN = KID_RE

@@ -209,3 +209,45 @@ class SignedVersionRow(SQLModel, table=True):
 
 
 signed_versions = SignedVersionRow.__table__  # type: ignore[attr-defined]
+
+
+class DisclosureRow(SQLModel, table=True):
+    """A message in or out that concerns a person: to or from whom, under what, which fields.
+
+    Written in the same commit as the message. It holds no personal value: the persons
+    are in `disclosure_subjects` as keyed digests, the fields as dotted paths. It is
+    kept when the message's body is purged, so the question "who received what about
+    this person" can still be answered."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (
+        Index("ix_disclosures_message", "partner", "message_id"),
+        Index("ix_disclosures_reply", "partner", "reply_to"),
+    )
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    direction: str = Field(max_length=3)
+    partner: str = Field(max_length=40)
+    message_id: str = Field(max_length=36)
+    reply_to: str | None = Field(default=None, max_length=36)
+    type: str = Field(max_length=64)
+    agreement: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    disclosed_at: float
+    audit_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    fields: str = Field(sa_column=Column(Text, nullable=False))
+    removed_fields: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DisclosureSubjectRow(SQLModel, table=True):
+    """One person a disclosure concerns, as the hex HMAC-SHA-256 of one of their
+    identifiers under the node's subject key (service/privacy/subjects.py)."""
+
+    __tablename__ = "disclosure_subjects"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+
+
+disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
+disclosure_subjects = DisclosureSubjectRow.__table__  # type: ignore[attr-defined]
