@@ -352,25 +352,94 @@ def audit_prove(
 # -- retention ------------------------------------------------------------------
 @retention_app.command("purge")
 def retention_purge(config: ConfigOpt) -> None:
-    """Purge message bodies older than retention.message_body_days now; audit entries stay."""
+    """Purge message bodies older than their retention period now, category by category;
+    messages of a case under a legal hold stay; audit entries stay."""
+    import time
+
+    from service.config.build import retention_policy_from_config
+    from service.exchange.retention import purge_sync
+
+    node = _with_node(config)
+    try:
+        report = purge_sync(
+            node.committer, now=time.time(), policy=retention_policy_from_config(node.config)
+        )
+    finally:
+        node.close()
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
+def _with_node(config: Path) -> Any:
+    """The node of a configuration file, for a command that runs one unit (close it)."""
     import time
 
     from service.config import ConfigError, load_config
-    from service.exchange.retention import purge_sync
     from service.runtime import build_node
 
     try:
         cfg = load_config(config)
     except (ConfigError, OSError) as exc:
         raise _fail(f"configuration refused:\n{exc}") from None
-    node = build_node(cfg, clock=time.time, record=False)
     try:
-        report = purge_sync(
-            node.committer, now=time.time(), body_days=cfg.retention.message_body_days
-        )
+        return build_node(cfg, clock=time.time, record=False)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _cli_user() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+CaseOpt = Annotated[str, typer.Option("--case", help="The case reference (agency file number).")]
+
+
+@retention_app.command("hold")
+def retention_hold(
+    config: ConfigOpt,
+    case: CaseOpt,
+    reason: Annotated[str, typer.Option(help="Why the case is held (kept by the node).")],
+) -> None:
+    """Place a legal hold on a case: none of its messages is purged until released."""
+    from service.exchange.holds import HoldUnit
+
+    _run_hold(config, HoldUnit(case, _cli_user(), reason))
+
+
+@retention_app.command("release")
+def retention_release(config: ConfigOpt, case: CaseOpt) -> None:
+    """Release a legal hold; the case's messages are purged once their period is over."""
+    from service.exchange.holds import HoldUnit
+
+    _run_hold(config, HoldUnit(case, _cli_user(), release=True))
+
+
+@retention_app.command("holds")
+def retention_holds(config: ConfigOpt) -> None:
+    """List the legal holds in force."""
+    from service.exchange.holds import active_holds
+
+    node = _with_node(config)
+    try:
+        with node.engines.reader.connect() as conn:
+            holds = active_holds(conn)
     finally:
         node.close()
-    typer.echo(json.dumps(report.as_dict(), indent=2))
+    typer.echo(json.dumps({"holds": holds}, indent=2, ensure_ascii=False))
+
+
+def _run_hold(config: Path, unit: Any) -> None:
+    from service.protocol.problems import Problem
+
+    node = _with_node(config)
+    try:
+        done = node.committer.run_sync(unit)
+    except Problem as problem:
+        raise _fail(problem.detail) from None
+    finally:
+        node.close()
+    typer.echo(json.dumps(done, indent=2, ensure_ascii=False))
 
 
 # -- privacy --------------------------------------------------------------------
@@ -396,13 +465,8 @@ def privacy_disclosures(
 
     The query is audited (privacy.query) with the keyed digests it looked up, never a value.
     """
-    import getpass
-    import time
-
-    from service.config import ConfigError, load_config
     from service.privacy.queries import NameQuery, SubjectQuery, ask_sync
     from service.protocol.problems import Problem
-    from service.runtime import build_node
 
     schemes = (
         ("KZ-IIN", iin),
@@ -421,21 +485,10 @@ def privacy_disclosures(
         documents=tuple(document or ()),
         names=names,
     )
-    try:
-        cfg = load_config(config)
-    except (ConfigError, OSError) as exc:
-        raise _fail(f"configuration refused:\n{exc}") from None
-    try:
-        node = build_node(cfg, clock=time.time, record=False)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    node = _with_node(config)
     try:
         found = ask_sync(
-            node.subject_key,
-            node.committer,
-            node.engines.reader,
-            query,
-            asked_by=f"cli:{getpass.getuser()}",
+            node.subject_key, node.committer, node.engines.reader, query, asked_by=_cli_user()
         )
     except Problem as problem:
         raise _fail(problem.detail) from None

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from service.api import audit, errors, health, local, messages, privacy, wellknown
+from service.api import audit, errors, health, holds, local, messages, privacy, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
+from service.config.build import retention_policy_from_config
 from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
@@ -77,6 +78,7 @@ def create_app(
                     body_days=config.retention.message_body_days,
                     interval=config.retention.purge_interval_seconds,
                     stopping=stopping,
+                    policy=retention_policy_from_config(config),
                 )
             )
             tally_task = asyncio.create_task(
@@ -111,6 +113,7 @@ def create_app(
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)
     app.include_router(privacy.router)
+    app.include_router(holds.router)
     return app
 
 

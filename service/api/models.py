@@ -230,7 +230,32 @@ class Disclosure(_Answer):
 class Disclosures(_Answer):
     """Which partners received or sent data about a person, when, under what, which fields."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.DISCLOSURES_EXAMPLE]})
+
     subjects: list[str] = Field(description="The keyed digests looked up (HMAC-SHA-256, hex)")
     disclosures: list[Disclosure]
     truncated: bool = Field(description="More messages matched than one answer lists")
     audit_index: int = Field(description="The index of this query's `privacy.query` audit entry")
+
+
+class LegalHold(_Answer):
+    """A legal hold in force: no message of the case is purged."""
+
+    case_reference: str
+    reason: str
+    placed_at: float = Field(description="Unix seconds")
+    placed_by: str
+
+
+class LegalHolds(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HOLDS_EXAMPLE]})
+
+    holds: list[LegalHold]
+
+
+class LegalHoldChanged(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HOLD_CHANGED_EXAMPLE]})
+
+    case_reference: str
+    active: bool = Field(description="Whether the case is now under a hold")
+    audit_index: int = Field(description="The index of the change's audit entry")

@@ -53,6 +53,7 @@ from service.config.types import (
     MessageTypes,
     Party,
     Purposes,
+    RetentionCategory,
     Role,
     Seconds,
     Sha256Hex,
@@ -71,6 +72,7 @@ from service.partners.rules import Direction
 
 __all__ = [
     "AgreementConfig",
+    "AgreementRetentionConfig",
     "AuditConfig",
     "ConfigError",
     "ConfigProblem",
@@ -182,9 +184,23 @@ class DeliveryConfig(_Section):
     lease_seconds: Seconds = 60.0
 
 
+Days = Annotated[int, Field(ge=1, le=36500)]
+CategoryDays = Annotated[dict[RetentionCategory, Days], Lax]
+
+
+class AgreementRetentionConfig(_Section):
+    """What an agreement says about keeping records: for all of them and/or per category."""
+
+    agreement: AgreementId
+    message_body_days: Days | None = None
+    categories: CategoryDays = {}
+
+
 class RetentionConfig(_Section):
-    message_body_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    message_body_days: Days = 365
     purge_interval_seconds: Seconds = 3600.0
+    categories: CategoryDays = {}
+    agreements: Annotated[tuple[AgreementRetentionConfig, ...], Lax] = ()
 
 
 class PrivacyConfig(_Section):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
+from service.exchange.periods import CATEGORY_NAMES
 from service.partners.agreements import EXCHANGE_TYPES
 from service.protocol.envelope import AGREEMENT_RE, KID_RE, PARTY_RE, PURPOSE_RE
 
@@ -74,6 +75,12 @@ def _message_type(value: str) -> str:
     return value
 
 
+def _retention_category(value: str) -> str:
+    if value not in CATEGORY_NAMES:
+        raise ValueError(f"unknown category {value!r} (known: {', '.join(CATEGORY_NAMES)})")
+    return value
+
+
 def _iso_date(value: object) -> object:
     if isinstance(value, datetime):
         raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
@@ -122,6 +129,7 @@ Ident = Annotated[str, _pattern("ident")]
 AgreementId = Annotated[str, _pattern("agreement")]
 Purpose = Annotated[str, _pattern("purpose")]
 MessageType = Annotated[str, AfterValidator(_message_type)]
+RetentionCategory = Annotated[str, AfterValidator(_retention_category)]
 FieldPath = Annotated[str, _pattern("field")]
 TokenName = Annotated[str, _pattern("token_name")]
 Sha256Hex = Annotated[str, _pattern("sha256")]

@@ -251,3 +251,33 @@ class DisclosureSubjectRow(SQLModel, table=True):
 
 disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
 disclosure_subjects = DisclosureSubjectRow.__table__  # type: ignore[attr-defined]
+
+
+class MessageCaseRow(SQLModel, table=True):
+    """The case a message belongs to: the SHA-256 (hex) of its body's `case_reference`,
+    written with the message, so that a legal hold on the case finds it after its body
+    is no longer read."""
+
+    __tablename__ = "message_cases"
+    __table_args__ = (Index("ix_message_cases_case", "case_digest"),)
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    case_digest: str = Field(max_length=64)
+
+
+class LegalHoldRow(SQLModel, table=True):
+    """A legal hold: while `released_at` is null, no message of the case is purged."""
+
+    __tablename__ = "legal_holds"
+
+    case_digest: str = Field(primary_key=True, max_length=64)
+    case_reference: str = Field(max_length=64)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    placed_at: float
+    placed_by: str = Field(max_length=64)
+    released_at: float | None = None
+    released_by: str | None = Field(default=None, max_length=64)
+
+
+message_cases = MessageCaseRow.__table__  # type: ignore[attr-defined]
+legal_holds = LegalHoldRow.__table__  # type: ignore[attr-defined]

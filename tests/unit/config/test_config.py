@@ -511,6 +511,20 @@ REFUSALS = [
         message="has mode 0640",
     ),
     Refusal(
+        "retention_for_an_unknown_agreement_is_refused",
+        append="retention:\n  agreements:\n    - {agreement: kz-xx-2020, message_body_days: 30}\n",
+        at="agreement: kz-xx-2020",
+        where="retention.agreements[0].agreement",
+        message="unknown agreement 'kz-xx-2020'",
+    ),
+    Refusal(
+        "retention_for_an_unknown_category_is_refused",
+        append="retention:\n  categories: {attachments: 30}\n",
+        at="categories:",
+        where="retention.categories.attachments",
+        message="unknown category 'attachments'",
+    ),
+    Refusal(
         "subject_key_file_readable_by_others_is_refused",
         prepare=_add_group_readable_subject_key,
         append="privacy: {subject_key_file: subject.key}\n",
