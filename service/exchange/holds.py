@@ -26,9 +26,17 @@ MAX_REASON = 2000
 _REFERENCE = re.compile(SINGLE_LINE_PATTERN)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON text may carry
+        return False
+    return True
+
+
 def check_case_reference(reference: str) -> str:
     """`reference` if a body could carry it as `case_reference`; Problem otherwise."""
-    if len(reference) > 64 or not _REFERENCE.fullmatch(reference):
+    if len(reference) > 64 or not _REFERENCE.fullmatch(reference) or not _utf8(reference):
         raise Problem(
             "invalid-parameters",
             "case_reference must be 1 to 64 characters on one line, as in a record",
@@ -60,7 +68,7 @@ class HoldUnit:
                 .values(released_at=tx.now, released_by=self.operator)
             )
         else:
-            if not self.reason.strip() or len(self.reason) > MAX_REASON:
+            if not self.reason.strip() or len(self.reason) > MAX_REASON or not _utf8(self.reason):
                 raise Problem(
                     "invalid-parameters", f"give the hold's reason (1 to {MAX_REASON} characters)"
                 )

@@ -47,7 +47,10 @@ class Disclosed:
 
 
 def _digest(key: bytes, kind: str, value: str) -> str:
-    return hmac.new(key, f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: a lone surrogate (valid in JSON text) digests to a value that
+    # matches nothing, rather than failing.
+    data = f"{kind}\x1f{value}".encode("utf-8", "surrogatepass")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def identifier_digest(key: bytes, scheme: str, value: str) -> str:

@@ -17,16 +17,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.api.tokens import hash_token
 from service.clock import FixedClock
 from service.config import load_config
 from service.db.tables import audit_entries, disclosure_subjects, disclosures
 from service.main import create_app
 from service.runtime import Node
-from tests.support.nodes import CLIENT_TOKEN, Federation, envelope_for, example_body
+from tests.support.nodes import (
+    CLIENT_TOKEN,
+    PRIVACY_TOKEN,
+    Federation,
+    envelope_for,
+    example_body,
+)
 from tests.unit.exchange.conftest import sending_rules
 
-PRIVACY_TOKEN = "test-privacy-token-000000000000000000000"
 PRIVACY = {"Authorization": f"Bearer {PRIVACY_TOKEN}"}
 CLIENT = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
 JOSE = {"Content-Type": "application/jose"}
@@ -49,9 +53,6 @@ def privacy_rules(key_file: Path | None) -> Any:
         sending_rules(cfg)
         if key_file is not None:
             cfg["privacy"] = {"subject_key_file": str(key_file)}
-        cfg["tokens"].append(
-            {"name": "dpo-1", "role": "privacy", "sha256": hash_token(PRIVACY_TOKEN)}
-        )
         uz = next(p for p in cfg["partners"] if p["party"] == "UZ:MIA")
         uz["rules"].append(
             {
@@ -227,7 +228,7 @@ def test_the_query_is_audited_with_digests_never_the_values(
         subjects = conn.execute(select(disclosure_subjects.c.digest)).scalars().all()
     entry = json.loads(leaf)
     assert entry["event"] == "privacy.query"
-    assert entry["detail"]["asked_by"] == "dpo-1"
+    assert entry["detail"]["asked_by"] == "privacy-1"
     assert entry["detail"]["subjects"] == answer["subjects"]
     assert len(answer["subjects"]) == 2
     assert set(answer["subjects"]) <= set(subjects)
@@ -369,3 +370,23 @@ def test_the_cli_refuses_an_invalid_iin(federation: Federation, clock: FixedCloc
     )
     assert result.exit_code == 1
     assert "12 digits" in result.output
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"documents": ["\\ud800"]}',
+        '{"identifiers": [{"scheme": "TJ-ID", "value": "A\\udfff"}]}',
+        '{"names": [{"surname": "\\ud800", "birth_date": "1991-03-14"}]}',
+    ],
+)
+def test_a_lone_surrogate_in_a_query_is_invalid_parameters(
+    node_client: TestClient, text: str
+) -> None:
+    resp = node_client.post(
+        "/v1/privacy/disclosures",
+        content=text,
+        headers={**PRIVACY, "Content-Type": "application/json"},
+    )
+    assert (resp.status_code, resp.json()["code"]) == (422, "invalid-parameters")

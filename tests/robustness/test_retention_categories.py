@@ -230,3 +230,20 @@ def test_the_cli_places_lists_and_releases_holds_and_purges_around_them(
     assert released.exit_code == 0, released.output
     assert (again.exit_code, "no active legal hold" in again.output) == (1, True)
     assert held
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"case_reference": "\\ud800", "reason": "court order"}',
+        '{"case_reference": "KZ-1", "reason": "court \\udfff order"}',
+    ],
+)
+def test_a_lone_surrogate_in_a_hold_is_refused_as_invalid(running: Running, text: str) -> None:
+    resp = running.client.post(
+        "/v1/operator/holds",
+        content=text,
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
+    assert (resp.status_code, resp.json()["code"]) == (422, "invalid-parameters")

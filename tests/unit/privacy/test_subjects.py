@@ -77,3 +77,9 @@ def test_a_response_without_particulars_discloses_fields_but_names_no_one() -> N
 def test_leaf_paths_drop_list_indices() -> None:
     body = {"person": {"documents": [{"number": "1"}, {"number": "2", "type": "passport"}]}}
     assert sorted(set(leaf_paths(body))) == ["person.documents.number", "person.documents.type"]
+
+
+def test_a_lone_surrogate_digests_without_failing() -> None:
+    # The command line passes undecodable bytes of argv as lone surrogates.
+    assert len(document_digest(KEY, "N0\udc80")) == 64
+    assert len(name_digest(KEY, "\ud800", None, "1991-03-14")) == 64
