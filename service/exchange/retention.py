@@ -96,23 +96,27 @@ class PurgeBatch:
 
 @dataclass(frozen=True)
 class PurgeUnit:
-    """Purge up to `limit` bodies of `rule`'s messages stored before `cutoff`, except
-    held ones; one audit entry."""
+    """For each rule, purge up to `limit` bodies of its messages stored before its cutoff,
+    except held ones; one audit entry per rule that purged something. One unit for all
+    rules, so a purge with nothing to do takes the writer once, as it always did."""
 
-    cutoff: float
-    rule: PurgeRule
+    now: float
+    rules: tuple[PurgeRule, ...]
     limit: int = BATCH_SIZE
     needs_savepoint: ClassVar[bool] = True
 
-    def run(self, tx: Tx) -> PurgeBatch:
+    def run(self, tx: Tx) -> list[tuple[PurgeRule, PurgeBatch]]:
+        return [(rule, self._purge(tx, rule, rule.cutoff(self.now))) for rule in self.rules]
+
+    def _purge(self, tx: Tx, rule: PurgeRule, cutoff: float) -> PurgeBatch:
         m = messages.c
         rows = tx.conn.execute(
             select(m.pk, m.direction)
-            .where(_due(self.rule, self.cutoff), not_(_held()))
+            .where(_due(rule, cutoff), not_(_held()))
             .order_by(m.pk)
             .limit(self.limit)
         ).all()
-        held = self._count_held(tx) if len(rows) < self.limit else 0
+        held = _count_held(tx, rule, cutoff) if len(rows) < self.limit else 0
         if not rows:
             return PurgeBatch(0, 0, None, held)
         pks = [int(r.pk) for r in rows]
@@ -120,25 +124,27 @@ class PurgeUnit:
         tx.conn.execute(update(messages).where(m.pk.in_(pks)).values(jws=None, purged_at=tx.now))
         tx.conn.execute(delete(signed_versions).where(signed_versions.c.message_pk.in_(pks)))
         detail: dict[str, Any] = {
-            "category": self.rule.category,
+            "category": rule.category,
             "count": len(pks),
             "inbound": inbound,
             "outbound": len(pks) - inbound,
-            "cutoff": rfc3339(self.cutoff),
+            "cutoff": rfc3339(cutoff),
         }
-        if self.rule.agreement is not None:
-            detail["agreement"] = self.rule.agreement
+        if rule.agreement is not None:
+            detail["agreement"] = rule.agreement
         index = tx.audit.append(AuditEvent(ev.RETENTION_PURGE, "purged", detail=detail))
         return PurgeBatch(inbound, len(pks) - inbound, index, held)
 
-    def _count_held(self, tx: Tx) -> int:
-        found = tx.conn.execute(
-            select(func.count()).select_from(messages).where(_due(self.rule, self.cutoff), _held())
-        ).scalar_one()
-        return int(found)
-
     def refused(self, tx: Tx, problem: Problem) -> None:
         """A failed batch changes nothing; the next run purges what it left."""
+
+
+def _count_held(tx: Tx, rule: PurgeRule, cutoff: float) -> int:
+    """How many of the rule's due messages a legal hold keeps."""
+    found = tx.conn.execute(
+        select(func.count()).select_from(messages).where(_due(rule, cutoff), _held())
+    ).scalar_one()
+    return int(found)
 
 
 @dataclass
@@ -197,7 +203,7 @@ def purge_sync(
     policy: RetentionPolicy | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> PurgeReport:
-    """Purge every body older than its retention period, rule by rule, batch by batch.
+    """Purge every body older than its retention period, in batches of every rule.
 
     `policy` gives the periods; `body_days` alone is one period for every category."""
     if policy is None:
@@ -206,25 +212,27 @@ def purge_sync(
         policy = RetentionPolicy(body_days)
     inbound = outbound = batches = 0
     indices: list[int] = []
-    categories: dict[str, CategoryReport] = {}
-    for rule in policy.rules():
-        cutoff = rule.cutoff(now)
-        report = categories.setdefault(
-            rule.category, CategoryReport(policy.days_for(rule.category))
+    categories = {
+        name: CategoryReport(policy.days_for(name))
+        for name in dict.fromkeys(rule.category for rule in policy.rules())
+    }
+    pending = tuple(policy.rules())
+    while pending:
+        done: list[tuple[PurgeRule, PurgeBatch]] = committer.run_sync(
+            PurgeUnit(now, pending, batch_size)
         )
-        while True:
-            batch: PurgeBatch = committer.run_sync(PurgeUnit(cutoff, rule, batch_size))
+        for rule, batch in done:
+            report = categories[rule.category]
             report.held += batch.held
-            if batch.audit_index is None:
-                break
-            batches += 1
-            inbound += batch.inbound
-            outbound += batch.outbound
             report.inbound += batch.inbound
             report.outbound += batch.outbound
-            indices.append(batch.audit_index)
-            if batch.count < batch_size:
-                break
+            inbound += batch.inbound
+            outbound += batch.outbound
+            if batch.audit_index is not None:
+                batches += 1
+                indices.append(batch.audit_index)
+        # A rule that filled its batch may have more to purge.
+        pending = tuple(rule for rule, batch in done if batch.count >= batch_size)
     return PurgeReport(
         cutoff_for(now, policy.default_days),
         inbound,

@@ -25,7 +25,13 @@ from service.db.engine import create_engines
 from service.db.tables import MessageRow, audit_head
 from service.main import create_app
 from tests.support.databases import PG_URL, copied_pg_database
-from tests.support.nodes import CLIENT_TOKEN, Federation, envelope_for, outbox_statistics
+from tests.support.nodes import (
+    CLIENT_TOKEN,
+    Federation,
+    envelope_for,
+    example_body,
+    outbox_statistics,
+)
 
 CLIENT = {"Authorization": f"Bearer {CLIENT_TOKEN}"}
 JOSE = {"Content-Type": "application/jose"}
@@ -65,9 +71,11 @@ def copy_of(url: str, tmp: Path) -> Iterator[str]:
 
 
 def contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in key order, bytes as bytes."""
+    """Every row of every table the database has (later revisions add tables), in key
+    order, bytes as bytes."""
     engines = create_engines(url)
     try:
+        present = set(inspect(engines.reader).get_table_names())
         with engines.reader.connect() as conn:
             return {
                 table.name: [
@@ -75,13 +83,21 @@ def contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
                     for row in conn.execute(select(table).order_by(*table.primary_key.columns))
                 ]
                 for table in MessageRow.metadata.sorted_tables
+                if table.name in present
             }
     finally:
         engines.dispose()
 
 
 def receive(client: TestClient, federation: Federation) -> str:
-    env = envelope_for(federation.uz)
+    # Without a case reference: this node links a message to its case in a table of a
+    # later revision than 0001.
+    body = {
+        k: v
+        for k, v in example_body("citizenship.verification-request").items()
+        if k != "case_reference"
+    }
+    env = envelope_for(federation.uz, body=body)
     resp = client.post("/v1/messages", content=federation.uz.sign(env), headers=JOSE)
     assert resp.status_code == 201, resp.text
     return env.id
@@ -119,7 +135,8 @@ def test_an_upgraded_copy_keeps_every_row_and_takes_keys_past_32_bits(
                     if engines.is_sqlite:
                         continue
                     assert str(types[name]) == "BIGINT", (table, name)
-            assert contents(copy) == before
+            after = contents(copy)
+            assert {name: after[name] for name in before} == before
             # As if 2**31 entries had been appended: the next keys pass 32 bits.
             with engines.writer.begin() as conn:
                 conn.execute(
