@@ -60,6 +60,9 @@ tokens_app = typer.Typer(
     help="Bearer tokens for auditors, operators and clients.", no_args_is_help=True
 )
 retention_app = typer.Typer(help="Retention of stored message bodies.", no_args_is_help=True)
+privacy_app = typer.Typer(
+    help="Personal data: disclosures about a person, the subject key.", no_args_is_help=True
+)
 for sub, name in (
     (keys_app, "keys"),
     (config_app, "config"),
@@ -68,6 +71,7 @@ for sub, name in (
     (schemas_app, "schemas"),
     (tokens_app, "tokens"),
     (retention_app, "retention"),
+    (privacy_app, "privacy"),
 ):
     app.add_typer(sub, name=name)
 
@@ -330,7 +334,7 @@ def schemas_check(directory: Annotated[Path, typer.Argument()] = Path("schemas")
 @tokens_app.command("new")
 def tokens_new(
     name: Annotated[str, typer.Option(help="Who holds the token.")],
-    role: Annotated[str, typer.Option(help="auditor, operator or client.")],
+    role: Annotated[str, typer.Option(help="auditor, operator, client or privacy.")],
 ) -> None:
     """Create a token: print it once, and the YAML line holding its hash."""
     from service.api.tokens import ROLES, hash_token, new_token
@@ -536,22 +540,175 @@ def audit_prove_delivery(
 # -- retention ------------------------------------------------------------------
 @retention_app.command("purge")
 def retention_purge(config: ConfigOpt) -> None:
-    """Purge message bodies older than retention.message_body_days now; audit entries stay."""
+    """Purge message bodies older than their retention period now, category by category;
+    messages of a case under a legal hold stay; audit entries stay."""
     import time
 
-    from service.config import load_config
+    from service.config.build import retention_policy_from_config
     from service.exchange.retention import purge_sync
-    from service.runtime import build_node
 
-    cfg = load_config(config)
-    node = build_node(cfg, clock=time.time, record=False)
+    node = _with_node(config)
     try:
         report = purge_sync(
-            node.committer, now=time.time(), body_days=cfg.retention.message_body_days
+            node.committer, now=time.time(), policy=retention_policy_from_config(node.config)
         )
     finally:
         node.close()
     typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
+def _with_node(config: Path) -> Any:
+    """The node of a configuration file, for a command that runs one unit (close it)."""
+    import time
+
+    from service.config import ConfigError, load_config
+    from service.runtime import build_node
+
+    try:
+        cfg = load_config(config)
+    except (ConfigError, OSError) as exc:
+        raise _fail(f"configuration refused:\n{exc}") from None
+    try:
+        return build_node(cfg, clock=time.time, record=False)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _cli_user() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+CaseOpt = Annotated[str, typer.Option("--case", help="The case reference (agency file number).")]
+
+
+@retention_app.command("hold")
+def retention_hold(
+    config: ConfigOpt,
+    case: CaseOpt,
+    reason: Annotated[str, typer.Option(help="Why the case is held (kept by the node).")],
+) -> None:
+    """Place a legal hold on a case: none of its messages is purged until released."""
+    from service.exchange.holds import HoldUnit
+
+    _run_hold(config, HoldUnit(case, _cli_user(), reason))
+
+
+@retention_app.command("release")
+def retention_release(config: ConfigOpt, case: CaseOpt) -> None:
+    """Release a legal hold; the case's messages are purged once their period is over."""
+    from service.exchange.holds import HoldUnit
+
+    _run_hold(config, HoldUnit(case, _cli_user(), release=True))
+
+
+@retention_app.command("holds")
+def retention_holds(config: ConfigOpt) -> None:
+    """List the legal holds in force."""
+    from service.exchange.holds import active_holds
+
+    node = _with_node(config)
+    try:
+        with node.engines.reader.connect() as conn:
+            holds = active_holds(conn)
+    finally:
+        node.close()
+    typer.echo(json.dumps({"holds": holds}, indent=2, ensure_ascii=False))
+
+
+def _run_hold(config: Path, unit: Any) -> None:
+    from service.protocol.problems import Problem
+
+    node = _with_node(config)
+    try:
+        done = node.committer.run_sync(unit)
+    except Problem as problem:
+        raise _fail(problem.detail) from None
+    finally:
+        node.close()
+    typer.echo(json.dumps(done, indent=2, ensure_ascii=False))
+
+
+# -- privacy --------------------------------------------------------------------
+IdOpt = Annotated[list[str] | None, typer.Option(help="May be given more than once.")]
+
+
+@privacy_app.command("disclosures")
+def privacy_disclosures(
+    config: ConfigOpt,
+    iin: IdOpt = None,
+    pinfl: IdOpt = None,
+    pin: IdOpt = None,
+    tj_id: IdOpt = None,
+    other_id: IdOpt = None,
+    document: Annotated[
+        list[str] | None, typer.Option(help="A document number, any issuer.")
+    ] = None,
+    surname: Annotated[str | None, typer.Option(help="With --birth-date.")] = None,
+    given_names: Annotated[str | None, typer.Option()] = None,
+    birth_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD, with --surname.")] = None,
+) -> None:
+    """Which partners received or sent data about a person, when, under what, which fields.
+
+    The query is audited (privacy.query) with the keyed digests it looked up, never a value.
+    """
+    from service.privacy.queries import NameQuery, SubjectQuery, ask_sync
+    from service.protocol.problems import Problem
+
+    schemes = (
+        ("KZ-IIN", iin),
+        ("UZ-PINFL", pinfl),
+        ("KG-PIN", pin),
+        ("TJ-ID", tj_id),
+        ("OTHER", other_id),
+    )
+    names: tuple[NameQuery, ...] = ()
+    if (surname is None) != (birth_date is None):
+        raise _fail("give --surname and --birth-date together")
+    if surname is not None and birth_date is not None:
+        names = (NameQuery(surname, given_names, birth_date),)
+    query = SubjectQuery(
+        identifiers=tuple((scheme, v) for scheme, values in schemes for v in values or ()),
+        documents=tuple(document or ()),
+        names=names,
+    )
+    node = _with_node(config)
+    try:
+        found = ask_sync(
+            node.subject_key, node.committer, node.engines.reader, query, asked_by=_cli_user()
+        )
+    except Problem as problem:
+        raise _fail(problem.detail) from None
+    finally:
+        node.close()
+    typer.echo(
+        json.dumps(
+            {
+                "subjects": found.subjects,
+                "disclosures": found.disclosures,
+                "truncated": found.truncated,
+                "audit_index": found.audit_index,
+            },
+            indent=2,
+        )
+    )
+
+
+@privacy_app.command("new-key")
+def privacy_new_key(
+    path: Annotated[Path, typer.Argument(help="Where to write the subject key (mode 0600).")],
+) -> None:
+    """Write a fresh random subject key for `privacy.subject_key_file`; never overwrites."""
+    import secrets
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _fail(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(secrets.token_bytes(32))
+    typer.echo(f"subject key written to {path}")
 
 
 # -- send -----------------------------------------------------------------------

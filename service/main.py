@@ -15,10 +15,11 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service.api import audit, errors, health, local, messages, wellknown, witness
+from service.api import audit, errors, health, holds, local, messages, privacy, wellknown, witness
 from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
+from service.config.build import retention_policy_from_config
 from service.console import web as console
 from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
@@ -92,6 +93,7 @@ def create_app(
                     body_days=config.retention.message_body_days,
                     interval=config.retention.purge_interval_seconds,
                     stopping=stopping,
+                    policy=retention_policy_from_config(config),
                 )
             )
             tally_task = asyncio.create_task(
@@ -137,6 +139,8 @@ def create_app(
     if config.console.enabled:
         console.install(app)
     app.include_router(witness.router)
+    app.include_router(privacy.router)
+    app.include_router(holds.router)
     return app
 
 

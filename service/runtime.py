@@ -18,6 +18,7 @@ from service.audit.entries import AuditEvent
 from service.audit.note import verifier_key
 from service.config import NodeConfig
 from service.config.build import registry_from_config
+from service.config.keyfiles import MIN_SUBJECT_KEY_BYTES, read_secret_file
 from service.db import migrate
 from service.db.engine import Engines, create_engines
 from service.db.tables import node_state
@@ -58,6 +59,7 @@ class Node:
     signer: ReceiptSigner
     refusal_limits: RefusalLimits
     sources: SourceRule
+    subject_key: bytes | None = None
     delivery: DeliveryWorker | None = None
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
     # Witnessing (service/witness): this node as a witness, and its own log's policy.
@@ -111,6 +113,14 @@ def load_keys(config: NodeConfig) -> dict[str, SigningKey]:
     return keys
 
 
+def load_subject_key(config: NodeConfig) -> bytes | None:
+    """The disclosure index's key, or None when `privacy.subject_key_file` is not set."""
+    path = config.privacy.subject_key_file
+    if path is None:
+        return None
+    return read_secret_file(Path(path), "subject key file", MIN_SUBJECT_KEY_BYTES)
+
+
 def build_node(
     config: NodeConfig,
     *,
@@ -124,6 +134,7 @@ def build_node(
     if not isinstance(audit_signing.private, Ed25519PrivateKey):
         raise ValueError(f"audit key {config.node.audit_kid} must be an Ed25519 key")
     party = config.node.party
+    subject_key = load_subject_key(config)
     engines = create_engines(config.database_url)
     if migrate_on_start:
         migrate.upgrade(engines.writer)
@@ -149,6 +160,7 @@ def build_node(
             max_depth=limits.max_json_depth,
             max_members=limits.max_json_members,
             max_observations=limits.max_observations,
+            subject_key=subject_key,
         ),
         outbound=OutboundPolicy(
             node_party=party,
@@ -157,6 +169,7 @@ def build_node(
             max_depth=limits.max_json_depth,
             max_members=limits.max_json_members,
             max_observations=limits.max_observations,
+            subject_key=subject_key,
         ),
         signer=ReceiptSigner(party, signing_key, clock),
         refusal_limits=refusal_limits(config),
@@ -164,6 +177,7 @@ def build_node(
             trusted_networks(config.listen.trusted_proxies), config.refusals.ipv6_prefix
         ),
         metrics=ExchangeMetrics(p.party for p in registry.partners()),
+        subject_key=subject_key,
     )
     node.committer = GroupCommitter(
         engines,

@@ -66,3 +66,4 @@ def _require(role: str) -> object:
 AuditorDep = Annotated[Principal, _require("auditor")]
 OperatorDep = Annotated[Principal, _require("operator")]
 ClientDep = Annotated[Principal, _require("client")]
+PrivacyDep = Annotated[Principal, _require("privacy")]

@@ -170,3 +170,38 @@ PROOF_EXAMPLE = (
     "\u2014 migex/KZ:MIA/witness NYeFnAAAAABr...base64 cosignature...=\n"
     "\u2014 migex/UZ:MIA/witness VmXqqwAAAABr...base64 cosignature...=\n"
 )
+
+HOLD_EXAMPLE: dict[str, Any] = {
+    "case_reference": "KG-SRS/2025/001873",
+    "reason": "court order 2-117/2026",
+    "placed_at": 1795000000.0,
+    "placed_by": "operator-kz-1",
+}
+HOLDS_EXAMPLE: dict[str, Any] = {"holds": [HOLD_EXAMPLE]}
+HOLD_CHANGED_EXAMPLE: dict[str, Any] = {
+    "case_reference": "KG-SRS/2025/001873",
+    "active": True,
+    "audit_index": 4712,
+}
+DISCLOSURES_EXAMPLE: dict[str, Any] = {
+    "subjects": ["5b1f0c3e9a7d4e21b8c6f0a2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c"],
+    "disclosures": [
+        {
+            "message_id": "01935c2e-6c58-70f8-843f-ecca6ffc2c2b",
+            "direction": "out",
+            "partner": "UZ:MIA",
+            "at": 1795000000.0,
+            "type": "citizenship.verification-response",
+            "agreement": "kz-uz-2019",
+            "purpose": "identity-verification",
+            "reply_to": "01935c2d-1f00-7a2b-9c3d-4e5f60718293",
+            "status": "delivered",
+            "audit_index": 4711,
+            "fields": ["checked_on", "matched_fields", "person.names.latin.surname", "result"],
+            "removed_fields": ["person.birth_date", "person.identifiers"],
+            "via": "reply",
+        }
+    ],
+    "truncated": False,
+    "audit_index": 4713,
+}

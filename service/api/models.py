@@ -211,3 +211,63 @@ class JwkSet(_Answer):
     model_config = ConfigDict(json_schema_extra={"examples": [ex.JWKS_EXAMPLE]})
 
     keys: list[dict[str, Any]]
+
+
+class Disclosure(_Answer):
+    """One message in or out that concerns the person asked about."""
+
+    message_id: str
+    direction: Literal["in", "out"] = Field(description="in: received from, out: sent to")
+    partner: str
+    at: float = Field(description="Unix seconds the message was stored (out: queued)")
+    type: str
+    agreement: str
+    purpose: str
+    reply_to: str | None
+    status: str = Field(
+        description="The message's state: accepted (in); queued, delivered, refused, failed (out)"
+    )
+    audit_index: int = Field(description="The index of the message's audit entry")
+    fields: list[str] = Field(
+        description="Dotted paths of the fields the message carried, after the partner's field rule"
+    )
+    removed_fields: list[str] = Field(
+        description="Fields the partner's rule removed before signing (out)"
+    )
+    via: Literal["subject", "reply"] = Field(
+        description="subject: the message names the person; reply: it answers, or is answered by, one that does"
+    )
+
+
+class Disclosures(_Answer):
+    """Which partners received or sent data about a person, when, under what, which fields."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.DISCLOSURES_EXAMPLE]})
+
+    subjects: list[str] = Field(description="The keyed digests looked up (HMAC-SHA-256, hex)")
+    disclosures: list[Disclosure]
+    truncated: bool = Field(description="More messages matched than one answer lists")
+    audit_index: int = Field(description="The index of this query's `privacy.query` audit entry")
+
+
+class LegalHold(_Answer):
+    """A legal hold in force: no message of the case is purged."""
+
+    case_reference: str
+    reason: str
+    placed_at: float = Field(description="Unix seconds")
+    placed_by: str
+
+
+class LegalHolds(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HOLDS_EXAMPLE]})
+
+    holds: list[LegalHold]
+
+
+class LegalHoldChanged(_Answer):
+    model_config = ConfigDict(json_schema_extra={"examples": [ex.HOLD_CHANGED_EXAMPLE]})
+
+    case_reference: str
+    active: bool = Field(description="Whether the case is now under a hold")
+    audit_index: int = Field(description="The index of the change's audit entry")

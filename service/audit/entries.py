@@ -27,7 +27,10 @@ CONFIG_LOADED = "config.loaded"
 CONFIG_CHANGED = "config.changed"
 AUDIT_QUERY = "audit.query"
 RETENTION_PURGE = "retention.purge"
+LEGAL_HOLD_PLACED = "retention.hold-placed"
+LEGAL_HOLD_RELEASED = "retention.hold-released"
 INBOX_ACK = "inbox.ack"
+PRIVACY_QUERY = "privacy.query"
 
 ENTRY_MEMBERS = (
     "index",

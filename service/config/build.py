@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from service.config.model import AgreementConfig, NodeConfig, PartnerConfig, PartnerKeyConfig
+from service.exchange.periods import AgreementPeriods, RetentionPolicy
 from service.partners.agreements import Agreement
 from service.partners.registry import Partner, PartnerKey, PartnerRegistry
 from service.partners.rules import Rule
@@ -65,3 +66,20 @@ def _key_from_config(k: PartnerKeyConfig) -> PartnerKey:
     if not algs <= permitted:
         raise ValueError(f"key {k.kid}: algorithms {sorted(algs - permitted)} do not fit the key")
     return PartnerKey(kid=k.kid, public=public, algs=algs, revoked=k.is_revoked)
+
+
+def retention_policy_from_config(cfg: NodeConfig) -> RetentionPolicy:
+    """The retention periods by category and agreement (exchange/periods.py)."""
+    r = cfg.retention
+    return RetentionPolicy(
+        default_days=r.message_body_days,
+        categories=MappingProxyType(dict(r.categories)),
+        agreements=MappingProxyType(
+            {
+                a.agreement: AgreementPeriods(
+                    a.message_body_days, MappingProxyType(dict(a.categories))
+                )
+                for a in r.agreements
+            }
+        ),
+    )

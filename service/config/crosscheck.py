@@ -32,6 +32,27 @@ def check_config(cfg: NodeConfig) -> list[Finding]:
     findings += _rules(cfg)
     findings += _tokens(cfg)
     findings += _timings(cfg)
+    findings += _retention(cfg)
+    return findings
+
+
+def _retention(cfg: NodeConfig) -> list[Finding]:
+    """Per-agreement retention names agreements that exist, once each, and says something."""
+    known = {a.id for a in cfg.agreements}
+    findings: list[Finding] = []
+    for index, entry in enumerate(cfg.retention.agreements):
+        loc: Loc = ("retention", "agreements", index)
+        if entry.agreement not in known:
+            findings.append(((*loc, "agreement"), f"unknown agreement {entry.agreement!r}"))
+        if entry.message_body_days is None and not entry.categories:
+            findings.append((loc, "give message_body_days, categories or both"))
+    findings += _duplicates(
+        (
+            (("retention", "agreements", i, "agreement"), a.agreement)
+            for i, a in enumerate(cfg.retention.agreements)
+        ),
+        "agreement",
+    )
     return findings
 
 

@@ -2,7 +2,7 @@
 
 This is the loader's I/O edge. `read_jwk_files` fills in each partner key's `jwk`
 from its `jwk_file` (a JWK, or a JWK Set holding the key's kid); `check_key_files`
-opens the node's private keys and identifier salt, refusing files that are missing,
+opens the node's private keys, identifier salt and subject key, refusing files that are missing,
 unreadable, or readable by group or others. Both return findings (location,
 message) instead of stopping at the first problem.
 """
@@ -25,6 +25,8 @@ Finding = tuple[Loc, str]
 
 MAX_JWK_FILE_BYTES = 64 * 1024
 MIN_SALT_BYTES = 16
+# The disclosure index's HMAC-SHA-256 key: as long as the hash's output.
+MIN_SUBJECT_KEY_BYTES = 32
 _KIND_NAMES = {"ed25519": "Ed25519", "p256": "P-256"}
 
 
@@ -89,9 +91,14 @@ def check_key_files(cfg: NodeConfig) -> list[Finding]:
     findings.extend(_check_key_kinds(cfg, loaded))
     salt = cfg.audit.identifier_salt_file
     if salt is not None:
-        problem = _salt_problem(salt)
+        problem = secret_file_problem(salt, "salt file", MIN_SALT_BYTES)
         if problem is not None:
             findings.append((("audit", "identifier_salt_file"), problem))
+    subject_key = cfg.privacy.subject_key_file
+    if subject_key is not None:
+        problem = secret_file_problem(subject_key, "subject key file", MIN_SUBJECT_KEY_BYTES)
+        if problem is not None:
+            findings.append((("privacy", "subject_key_file"), problem))
     return findings
 
 
@@ -116,20 +123,32 @@ def _check_key_kinds(cfg: NodeConfig, loaded: dict[str, SigningKey]) -> list[Fin
     return findings
 
 
-def _salt_problem(path: Path) -> str | None:
+def secret_file_problem(path: Path, what: str, min_bytes: int) -> str | None:
+    """Why the secret file at `path` cannot be used, or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        return f"cannot open salt file {path}: {exc.strerror}"
+        return f"cannot open {what} {path}: {exc.strerror}"
     try:
         info = os.fstat(fd)
     finally:
         os.close(fd)
     mode = stat.S_IMODE(info.st_mode)
     if not stat.S_ISREG(info.st_mode):
-        return f"salt file {path} is not a regular file"
+        return f"{what} {path} is not a regular file"
     if mode & 0o077:
-        return f"salt file {path} has mode {mode:04o}; group and others must have no access (chmod 600)"
-    if info.st_size < MIN_SALT_BYTES:
-        return f"salt file {path} holds {info.st_size} bytes; it needs at least {MIN_SALT_BYTES}"
+        return (
+            f"{what} {path} has mode {mode:04o}; group and others must have no access (chmod 600)"
+        )
+    if info.st_size < min_bytes:
+        return f"{what} {path} holds {info.st_size} bytes; it needs at least {min_bytes}"
     return None
+
+
+def read_secret_file(path: Path, what: str, min_bytes: int) -> bytes:
+    """The bytes of a secret file, checked as `secret_file_problem` does; ValueError."""
+    problem = secret_file_problem(path, what, min_bytes)
+    if problem is not None:
+        raise ValueError(problem)
+    with path.open("rb") as file:
+        return file.read()

@@ -9,8 +9,8 @@ problem found is reported, each with the line to edit:
 
 Environment: MIGEX_CONFIG names the file (read by the CLI and `main.app`); MIGEX_DATABASE_URL replaces
 `database_url`; MIGEX_PUBLIC_KEYS_DIR replaces the directory of every partner
-`jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file and
-of the identifier salt file.
+`jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file, of
+the identifier salt file and of the subject key file.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from service.config.types import (
     NoteKeyName,
     Party,
     Purposes,
+    RetentionCategory,
     Role,
     Seconds,
     Sha256Hex,
@@ -73,6 +74,7 @@ from service.partners.rules import Direction
 
 __all__ = [
     "AgreementConfig",
+    "AgreementRetentionConfig",
     "AuditConfig",
     "ConfigError",
     "ConfigProblem",
@@ -84,6 +86,7 @@ __all__ = [
     "NodeSection",
     "PartnerConfig",
     "PartnerKeyConfig",
+    "PrivacyConfig",
     "RateLimitConfig",
     "RetentionConfig",
     "RuleConfig",
@@ -200,9 +203,29 @@ class DeliveryConfig(_Section):
     lease_seconds: Seconds = 60.0
 
 
+Days = Annotated[int, Field(ge=1, le=36500)]
+CategoryDays = Annotated[dict[RetentionCategory, Days], Lax]
+
+
+class AgreementRetentionConfig(_Section):
+    """What an agreement says about keeping records: for all of them and/or per category."""
+
+    agreement: AgreementId
+    message_body_days: Days | None = None
+    categories: CategoryDays = {}
+
+
 class RetentionConfig(_Section):
-    message_body_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    message_body_days: Days = 365
     purge_interval_seconds: Seconds = 3600.0
+    categories: CategoryDays = {}
+    agreements: Annotated[tuple[AgreementRetentionConfig, ...], Lax] = ()
+
+
+class PrivacyConfig(_Section):
+    """Personal data: the secret that keys the disclosure index (docs/privacy.md)."""
+
+    subject_key_file: FilePath | None = None
 
 
 class ConsoleConfig(_Section):
@@ -318,6 +341,7 @@ class NodeConfig(_Section):
     delivery: DeliveryConfig = DeliveryConfig()
     retention: RetentionConfig = RetentionConfig()
     console: ConsoleConfig = ConsoleConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
     partners: Annotated[tuple[PartnerConfig, ...], Lax] = ()
     tokens: Annotated[tuple[TokenConfig, ...], Lax] = ()
@@ -476,6 +500,14 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
     audit = cfg.audit.model_copy(
         update={"identifier_salt_file": None if salt is None else _place(salt, base, secrets_dir)}
     )
+    subject_key = cfg.privacy.subject_key_file
+    privacy = cfg.privacy.model_copy(
+        update={
+            "subject_key_file": None
+            if subject_key is None
+            else _place(subject_key, base, secrets_dir)
+        }
+    )
     partners = tuple(
         p.model_copy(
             update={
@@ -496,5 +528,11 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
         policy = _place(witnessed_by.policy_file, base, None)
         witnessed_by = witnessed_by.model_copy(update={"policy_file": policy})
     return cfg.model_copy(
-        update={"node": node, "audit": audit, "partners": partners, "witnessed_by": witnessed_by}
+        update={
+            "node": node,
+            "audit": audit,
+            "partners": partners,
+            "witnessed_by": witnessed_by,
+            "privacy": privacy,
+        }
     )

@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
+from service.exchange.periods import CATEGORY_NAMES
 from service.partners.agreements import EXCHANGE_TYPES
 from service.protocol.envelope import AGREEMENT_RE, KID_RE, PARTY_RE, PURPOSE_RE
 
-# The roles a bearer token can hold (the local API's and the auditors').
-Role = Literal["auditor", "operator", "client"]
-ROLES: tuple[Role, ...] = ("auditor", "operator", "client")
+# The roles a bearer token can hold (the local API's, the auditors' and the
+# data-protection officer's).
+Role = Literal["auditor", "operator", "client", "privacy"]
+ROLES: tuple[Role, ...] = ("auditor", "operator", "client", "privacy")
 
 PARTY_PATTERN = PARTY_RE
 KID_PATTERN = KID_RE
@@ -73,6 +75,12 @@ def _message_type(value: str) -> str:
     return value
 
 
+def _retention_category(value: str) -> str:
+    if value not in CATEGORY_NAMES:
+        raise ValueError(f"unknown category {value!r} (known: {', '.join(CATEGORY_NAMES)})")
+    return value
+
+
 def _iso_date(value: object) -> object:
     if isinstance(value, datetime):
         raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
@@ -121,6 +129,7 @@ Ident = Annotated[str, _pattern("ident")]
 AgreementId = Annotated[str, _pattern("agreement")]
 Purpose = Annotated[str, _pattern("purpose")]
 MessageType = Annotated[str, AfterValidator(_message_type)]
+RetentionCategory = Annotated[str, AfterValidator(_retention_category)]
 FieldPath = Annotated[str, _pattern("field")]
 TokenName = Annotated[str, _pattern("token_name")]
 Sha256Hex = Annotated[str, _pattern("sha256")]

@@ -310,3 +310,75 @@ class ProofsSentRow(SQLModel, table=True):
 delivery_proofs = DeliveryProofRow.__table__  # type: ignore[attr-defined]
 partner_checkpoints = PartnerCheckpointRow.__table__  # type: ignore[attr-defined]
 proofs_sent = ProofsSentRow.__table__  # type: ignore[attr-defined]
+
+
+class DisclosureRow(SQLModel, table=True):
+    """A message in or out that concerns a person: to or from whom, under what, which fields.
+
+    Written in the same commit as the message. It holds no personal value: the persons
+    are in `disclosure_subjects` as keyed digests, the fields as dotted paths. It is
+    kept when the message's body is purged, so the question "who received what about
+    this person" can still be answered."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (
+        Index("ix_disclosures_message", "partner", "message_id"),
+        Index("ix_disclosures_reply", "partner", "reply_to"),
+    )
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    direction: str = Field(max_length=3)
+    partner: str = Field(max_length=40)
+    message_id: str = Field(max_length=36)
+    reply_to: str | None = Field(default=None, max_length=36)
+    type: str = Field(max_length=64)
+    agreement: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    disclosed_at: float
+    audit_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    fields: str = Field(sa_column=Column(Text, nullable=False))
+    removed_fields: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DisclosureSubjectRow(SQLModel, table=True):
+    """One person a disclosure concerns, as the hex HMAC-SHA-256 of one of their
+    identifiers under the node's subject key (service/privacy/subjects.py)."""
+
+    __tablename__ = "disclosure_subjects"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+
+
+disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
+disclosure_subjects = DisclosureSubjectRow.__table__  # type: ignore[attr-defined]
+
+
+class MessageCaseRow(SQLModel, table=True):
+    """The case a message belongs to: the SHA-256 (hex) of its body's `case_reference`,
+    written with the message, so that a legal hold on the case finds it after its body
+    is no longer read."""
+
+    __tablename__ = "message_cases"
+    __table_args__ = (Index("ix_message_cases_case", "case_digest"),)
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    case_digest: str = Field(max_length=64)
+
+
+class LegalHoldRow(SQLModel, table=True):
+    """A legal hold: while `released_at` is null, no message of the case is purged."""
+
+    __tablename__ = "legal_holds"
+
+    case_digest: str = Field(primary_key=True, max_length=64)
+    case_reference: str = Field(max_length=64)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    placed_at: float
+    placed_by: str = Field(max_length=64)
+    released_at: float | None = None
+    released_by: str | None = Field(default=None, max_length=64)
+
+
+message_cases = MessageCaseRow.__table__  # type: ignore[attr-defined]
+legal_holds = LegalHoldRow.__table__  # type: ignore[attr-defined]

@@ -27,6 +27,8 @@ from service.ledger.committer import Tx, Unit
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
+from service.privacy.index import defer_disclosure
+from service.privacy.subjects import Disclosed, disclosure_of
 from service.protocol import envelope, jsonstrict, jws
 from service.protocol.envelope import KID_RE, Envelope
 from service.protocol.keys import MAX_KID_LENGTH, SigningKey
@@ -44,6 +46,8 @@ class InboundPolicy:
     max_depth: int
     max_members: int
     max_observations: int
+    # The disclosure index's key (privacy.subject_key_file); None keeps no index.
+    subject_key: bytes | None = None
 
 
 _KID = re.compile(KID_RE)
@@ -133,6 +137,7 @@ class Checked:
     schema_problem: Problem | None
     warnings: list[dict[str, str]] = field(default_factory=list)
     stale_problem: Problem | None = None
+    disclosed: Disclosed | None = None
 
 
 def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
@@ -193,7 +198,20 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
         warnings = [{"path": w.path, "message": w.message} for w in validated.warnings]
     except Problem as problem:
         schema_problem = problem
-    return Checked(raw, digest, facts, env, partner, decision.rule_id, schema_problem, warnings)
+    disclosed = None
+    if schema_problem is None and policy.subject_key is not None:
+        disclosed = disclosure_of(policy.subject_key, env.type, env.body)
+    return Checked(
+        raw,
+        digest,
+        facts,
+        env,
+        partner,
+        decision.rule_id,
+        schema_problem,
+        warnings,
+        disclosed=disclosed,
+    )
 
 
 @dataclass(frozen=True)
@@ -284,7 +302,7 @@ class AcceptUnit:
         detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
         index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
         receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
-        defer_message(
+        pk = defer_message(
             tx,
             env,
             direction="in",
@@ -295,6 +313,8 @@ class AcceptUnit:
             audit_index=index,
             receipt=receipt,
         )
+        if c.disclosed is not None:
+            defer_disclosure(tx, env, c.disclosed, message_pk=pk, direction="in", audit_index=index)
         known.claim(key, KnownMessage(c.digest, receipt, index))
         return Stored(receipt, index, created=True)
 

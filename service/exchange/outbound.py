@@ -25,6 +25,8 @@ from service.partners.agreements import check_agreement
 from service.partners.fields import filter_fields
 from service.partners.registry import PartnerRegistry
 from service.partners.rules import decide
+from service.privacy.index import defer_disclosure
+from service.privacy.subjects import Disclosed, disclosure_of
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.jsonstrict import check_bounds
@@ -68,6 +70,8 @@ class Prepared:
     digest: str
     rule_id: str
     removed: list[str]
+    # What the signed copy discloses about persons; None: no person, or no index kept.
+    disclosed: Disclosed | None = None
 
 
 def _members(req: OutboundRequest) -> dict[str, Any]:
@@ -128,6 +132,8 @@ class OutboundPolicy:
     max_depth: int
     max_members: int
     max_observations: int
+    # The disclosure index's key (privacy.subject_key_file); None keeps no index.
+    subject_key: bytes | None = None
 
 
 def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepared:
@@ -168,7 +174,11 @@ def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepare
     validate_body(req.type, body, max_observations=policy.max_observations)
     env = new_envelope(req, iss=node, body=body, now=now)
     token = jws.sign_compact(policy.key, envelope.encode_payload(env))
-    return Prepared(env, token, message_digest(token), decision.rule_id, removed)
+    # The fields disclosed are those of the body as signed, after the rule's cut.
+    disclosed = (
+        None if policy.subject_key is None else disclosure_of(policy.subject_key, req.type, body)
+    )
+    return Prepared(env, token, message_digest(token), decision.rule_id, removed, disclosed)
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,16 @@ class QueueUnit:
             audit_index=index,
             removed_fields=json.dumps(p.removed) if p.removed else None,
         )
+        if p.disclosed is not None:
+            defer_disclosure(
+                tx,
+                env,
+                p.disclosed,
+                message_pk=pk,
+                direction="out",
+                audit_index=index,
+                removed=p.removed,
+            )
         tx.defer(
             signed_versions,
             {"message_pk": pk, "version": 1, "iat": env.iat, "digest": p.digest, "jws": p.jws},

@@ -1,10 +1,12 @@
-"""The `messages` row of a message, written by the writer's deferred inserts."""
+"""The `messages` row of a message, written by the writer's deferred inserts, and the
+row linking it to its case (for legal holds, exchange/holds.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from service.db.tables import messages
+from service.db.tables import message_cases, messages
 from service.ledger.committer import Tx, row_key
 from service.protocol.envelope import Envelope
 
@@ -49,4 +51,18 @@ def defer_message(
         "purged_at": None,
     }
     tx.defer(messages, row)
+    case = case_digest_of(env.body)
+    if case is not None:
+        tx.defer(message_cases, {"message_pk": pk, "case_digest": case})
     return pk
+
+
+def case_digest(case_reference: str) -> str:
+    """The hex SHA-256 of a case reference: how a message is linked to a legal hold."""
+    return hashlib.sha256(case_reference.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def case_digest_of(body: dict[str, Any]) -> str | None:
+    """The digest of the body's `case_reference` (the agency's file number), if any."""
+    reference = body.get("case_reference")
+    return case_digest(reference) if isinstance(reference, str) else None

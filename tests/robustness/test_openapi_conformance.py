@@ -24,7 +24,7 @@ from service.main import create_app
 from service.protocol.problems import KINDS, PROBLEM_TYPE_PREFIX
 from tests.robustness.federations import module_federation
 from tests.support.databases import PG_URL, fresh_pg_database
-from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, NOW, OPERATOR_TOKEN
+from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, NOW, OPERATOR_TOKEN, PRIVACY_TOKEN
 
 MAX_EXAMPLES = 50
 CHECKS = [
@@ -45,6 +45,8 @@ def token_for(path: str) -> str | None:
         return OPERATOR_TOKEN
     if path.startswith(("/v1/outbox", "/v1/inbox")):
         return CLIENT_TOKEN
+    if path.startswith("/v1/privacy"):
+        return PRIVACY_TOKEN
     return None
 
 
@@ -60,6 +62,10 @@ def _jose(_ctx: Any, value: Any) -> bytes:
 
 
 FEDERATION = module_federation()
+# A subject key, so that disclosure queries are answered and their bodies exercised.
+(FEDERATION.tmp / "subject.key").write_bytes(bytes(range(32)))
+(FEDERATION.tmp / "subject.key").chmod(0o600)
+FEDERATION.overrides = {"privacy": {"subject_key_file": str(FEDERATION.tmp / "subject.key")}}
 CONFIG = load_config(FEDERATION.write_config())
 # The document is what the app publishes at /openapi.json; building it needs no lifespan.
 schema = schemathesis.openapi.from_dict(create_app(CONFIG).openapi())

@@ -179,6 +179,7 @@ def test_purge_is_audited_and_the_log_still_verifies(running: Running) -> None:
     purges = [e for e in entries if e["event"] == "retention.purge"]
     assert [e["index"] for e in purges] == list(report.audit_indices)
     assert purges[0]["detail"] == {
+        "category": "citizenship-checks",
         "count": 2,
         "inbound": 2,
         "outbound": 0,

@@ -14,9 +14,15 @@ from service.api.tokens import hash_token
 from service.config import ConfigError, load_config
 from tests.robustness.federations import federation_in
 from tests.robustness.keyforms import leaked
-from tests.support.nodes import AUDITOR_TOKEN, CLIENT_TOKEN, OPERATOR_TOKEN, Federation
+from tests.support.nodes import (
+    AUDITOR_TOKEN,
+    CLIENT_TOKEN,
+    OPERATOR_TOKEN,
+    PRIVACY_TOKEN,
+    Federation,
+)
 
-ALL_TOKENS = (AUDITOR_TOKEN, OPERATOR_TOKEN, CLIENT_TOKEN)
+ALL_TOKENS = (AUDITOR_TOKEN, OPERATOR_TOKEN, CLIENT_TOKEN, PRIVACY_TOKEN)
 MIGEX = str(Path(sys.executable).with_name("migex"))
 
 
@@ -51,7 +57,7 @@ def test_api_request_compares_the_token_with_every_entry(
 
     monkeypatch.setattr(tokens.hmac, "compare_digest", counting)
     resp = client.get("/v1/inbox", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"})
-    # The auditor entry matches first; the operator and client entries are still compared.
+    # The auditor entry matches first; the other entries are still compared.
     assert (resp.status_code, len(compared)) == (403, len(ALL_TOKENS))
 
 

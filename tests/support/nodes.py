@@ -21,6 +21,7 @@ NOW = 1_795_000_000  # 2026-11-18T...Z, a fixed instant for tests
 AUDITOR_TOKEN = "test-auditor-token-000000000000000000000"
 OPERATOR_TOKEN = "test-operator-token-00000000000000000000"
 CLIENT_TOKEN = "test-client-token-0000000000000000000000"
+PRIVACY_TOKEN = "test-privacy-token-000000000000000000000"
 
 AGREEMENTS: list[dict[str, Any]] = [
     {
@@ -159,6 +160,7 @@ class Federation:
                 {"name": "auditor-1", "role": "auditor", "sha256": hash_token(AUDITOR_TOKEN)},
                 {"name": "operator-1", "role": "operator", "sha256": hash_token(OPERATOR_TOKEN)},
                 {"name": "client-1", "role": "client", "sha256": hash_token(CLIENT_TOKEN)},
+                {"name": "privacy-1", "role": "privacy", "sha256": hash_token(PRIVACY_TOKEN)},
             ],
         }
         _merge(cfg, self.overrides)

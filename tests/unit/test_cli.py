@@ -249,6 +249,11 @@ def _tamper(url: str, how: str) -> None:
                     .values(jws=forged, digest=message_digest(forged))
                 )
             elif how == "deleted":
+                # As one who deletes a message would: with the rows that refer to it.
+                for table in messages.metadata.sorted_tables:
+                    for fk in table.foreign_keys:
+                        if fk.column is m.pk and table is not messages:
+                            conn.execute(delete(table).where(fk.parent == inbound.pk))
                 conn.execute(delete(messages).where(m.pk == inbound.pk))
             elif how == "copy":
                 v = signed_versions.c

@@ -115,6 +115,18 @@ def _add_group_readable_salt(cdir: ConfigDir) -> None:
     salt.chmod(0o640)
 
 
+def _add_short_subject_key(cdir: ConfigDir) -> None:
+    key = cdir.root / "subject.key"
+    key.write_bytes(b"k" * 16)
+    key.chmod(0o600)
+
+
+def _add_group_readable_subject_key(cdir: ConfigDir) -> None:
+    key = cdir.root / "subject.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o640)
+
+
 def _remove_kg_jwk_file(cdir: ConfigDir) -> None:
     (cdir.root / "public" / "kg.jwk.json").unlink()
 
@@ -497,6 +509,43 @@ REFUSALS = [
         at="identifier_salt_file",
         where="audit.identifier_salt_file",
         message="has mode 0640",
+    ),
+    Refusal(
+        "retention_for_an_unknown_agreement_is_refused",
+        append="retention:\n  agreements:\n    - {agreement: kz-xx-2020, message_body_days: 30}\n",
+        at="agreement: kz-xx-2020",
+        where="retention.agreements[0].agreement",
+        message="unknown agreement 'kz-xx-2020'",
+    ),
+    Refusal(
+        "retention_for_an_unknown_category_is_refused",
+        append="retention:\n  categories: {attachments: 30}\n",
+        at="categories:",
+        where="retention.categories.attachments",
+        message="unknown category 'attachments'",
+    ),
+    Refusal(
+        "subject_key_file_readable_by_others_is_refused",
+        prepare=_add_group_readable_subject_key,
+        append="privacy: {subject_key_file: subject.key}\n",
+        at="subject_key_file",
+        where="privacy.subject_key_file",
+        message="subject key file",
+    ),
+    Refusal(
+        "subject_key_shorter_than_32_bytes_is_refused",
+        prepare=_add_short_subject_key,
+        append="privacy: {subject_key_file: subject.key}\n",
+        at="subject_key_file",
+        where="privacy.subject_key_file",
+        message="holds 16 bytes; it needs at least 32",
+    ),
+    Refusal(
+        "missing_subject_key_file_is_refused",
+        append="privacy: {subject_key_file: subject.key}\n",
+        at="subject_key_file",
+        where="privacy.subject_key_file",
+        message="cannot open subject key file",
     ),
     Refusal(
         "missing_jwk_file_is_refused_at_its_line",

@@ -1,0 +1,1 @@
+"""Personal data: who received or sent what about a person (disclosure accounting)."""
