@@ -561,13 +561,12 @@ def _with_node(config: Path) -> Any:
     """The node of a configuration file, for a command that runs one unit (close it)."""
     import time
 
-    from service.config import ConfigError, load_config
+    from service.config import load_config
     from service.runtime import build_node
 
-    try:
-        cfg = load_config(config)
-    except (ConfigError, OSError) as exc:
-        raise _fail(f"configuration refused:\n{exc}") from None
+    # A configuration that cannot be read or is refused is reported by the command
+    # line's one handler for file errors (one line, naming the file).
+    cfg = load_config(config)
     try:
         return build_node(cfg, clock=time.time, record=False)
     except ValueError as exc:

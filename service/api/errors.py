@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.head import allow_with_head
@@ -71,10 +72,26 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         )
     headers = dict(exc.headers or {})
     if "Allow" in headers:
-        # Every GET route answers HEAD too (service.api.head).
-        headers["Allow"] = allow_with_head(headers["Allow"])
+        # The router names the methods of the first route that matched the path; a
+        # path may have several (GET and POST declared apart): name them all. Every
+        # GET route answers HEAD too (service.api.head).
+        headers["Allow"] = allow_with_head(_allowed_methods(request) or headers["Allow"])
     code = _HTTP_CODES.get(exc.status_code, "bad-request")
     return problem_response(Problem(code, detail, headers=headers), request.scope)
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods some route fully matches on the request's path, in a fixed order
+    (asking every route, included routers too, as the router itself would)."""
+    allowed = []
+    for method in _METHOD_ORDER:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
