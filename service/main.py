@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from service.api import audit, errors, health, local, messages, wellknown
+from service.api import audit, errors, health, local, messages, openapi, wellknown
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
 from service.exchange import refusals, retention
@@ -107,6 +107,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)

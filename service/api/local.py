@@ -38,7 +38,9 @@ from service.protocol.envelope import (
     UUID_RE,
 )
 
-router = APIRouter(prefix="/v1", tags=["local"])
+# Each operation's id is its function's name (`submit`, `read_inbox`, ...): the names a
+# client generated from /openapi.json gives its methods (docs/client-api.md).
+router = APIRouter(prefix="/v1", tags=["local"], generate_unique_id_function=lambda r: r.name)
 
 
 class OutboundIn(BaseModel):

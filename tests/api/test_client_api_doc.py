@@ -176,6 +176,7 @@ def test_every_local_endpoint_has_a_section_with_a_curl_example(
     local = _operations(spec, "local")
     assert set(doc.sections) == set(local)
     for (method, path), section in doc.sections.items():
+        assert f"Operation id `{local[method, path]['operationId']}`." in section.text, path
         url = re.sub(r"\\\{\w+\\\}", "[^/?' ]+", re.escape(path)) + r"(\?|'|\s|$)"
         curls = [line for line in section.text if re.search(r"https://node\.example" + url, line)]
         assert curls, f"no curl example for {method.upper()} {path}"
