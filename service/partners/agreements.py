@@ -23,6 +23,7 @@ EXCHANGE_TYPES: tuple[str, ...] = (
     "migration.violation-notice",
     "readmission.request",
     "readmission.response",
+    "experience.document",
 )
 
 
