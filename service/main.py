@@ -15,7 +15,18 @@ import httpx
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service.api import audit, errors, health, holds, local, messages, privacy, wellknown, witness
+from service.api import (
+    audit,
+    errors,
+    health,
+    holds,
+    local,
+    messages,
+    openapi,
+    privacy,
+    wellknown,
+    witness,
+)
 from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
@@ -133,6 +144,7 @@ def create_app(
     # Innermost first: HEAD is routed as GET below the body limit and the request log.
     app.add_middleware(HeadAsGet)
     errors.install(app)
+    openapi.install(app)
     observability.install(app)
     for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
         app.include_router(router)

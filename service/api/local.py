@@ -45,7 +45,9 @@ from service.witness.intake import proof_text
 from service.witness.tlogproof import FILE_EXTENSION
 from service.witness.tlogproof import MEDIA_TYPE as TLOG_PROOF_MEDIA_TYPE
 
-router = APIRouter(prefix="/v1", tags=["local"])
+# Each operation's id is its function's name (`submit`, `read_inbox`, ...): the names a
+# client generated from /openapi.json gives its methods (docs/client-api.md).
+router = APIRouter(prefix="/v1", tags=["local"], generate_unique_id_function=lambda r: r.name)
 
 
 class OutboundIn(BaseModel):
@@ -81,7 +83,7 @@ class OutboundIn(BaseModel):
     summary="Sign and queue a message to a partner",
     status_code=202,
     response_model=Accepted,
-    responses=problems(401, 403, 422, 503),
+    responses=problems(401, 403, 408, 413, 422, 503),
 )
 async def submit(
     item: OutboundIn, node: NodeDep, who: ClientDep, request: Request, response: Response
@@ -112,7 +114,7 @@ async def submit(
     "/outbox/{message_id}",
     summary="Status of an outbound message: attempts, the partner's receipt, replies",
     response_model=OutboundStatus,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
 )
 async def outbound_status(
     message_id: MessageIdPath, node: NodeDep, who: ClientDep
@@ -153,7 +155,7 @@ async def outbound_proof(
     "/inbox",
     summary="Accepted inbound messages, oldest first",
     response_model=InboxPage,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, 503),
 )
 async def read_inbox(
     node: NodeDep,
@@ -176,7 +178,7 @@ async def read_inbox(
     "/inbox/{sender}/{message_id}/ack",
     summary="Acknowledge an inbound message",
     response_model=Acknowledged,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
 )
 async def acknowledge(
     sender: PartyPath, message_id: MessageIdPath, node: NodeDep, who: ClientDep
@@ -189,7 +191,7 @@ async def acknowledge(
     "/operator/outbox",
     summary="Outbound messages by delivery state (operators)",
     response_model=OperatorOutbox,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, 503),
 )
 async def operator_outbox(
     node: NodeDep,
@@ -205,7 +207,7 @@ async def operator_outbox(
     "/operator/outbox/{message_id}/retry",
     summary="Queue a failed message for delivery again (operators)",
     response_model=Requeued,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(401, 403, 404, 422, 503),
 )
 async def operator_retry(message_id: MessageIdPath, node: NodeDep, who: OperatorDep) -> Requeued:
     await node.committer.run(RequeueUnit(node.party, message_id, who.name))

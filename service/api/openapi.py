@@ -1,8 +1,11 @@
-"""Shared OpenAPI fragments: problem responses."""
+"""Shared OpenAPI fragments: problem responses, described once as the `Problem` schema."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from fastapi import FastAPI
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -24,12 +27,34 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the given problem statuses."""
     return {
         status: {
             "description": "Problem (RFC 9457)",
-            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}},
         }
         for status in statuses
     }
+
+
+def install(app: FastAPI) -> None:
+    """Add the `Problem` schema that `problems` refers to: one named schema, so that a
+    client generated from `/openapi.json` has one problem class, not one per answer."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = {
+                "title": "Problem",
+                "description": "A refusal: an RFC 9457 problem document with a stable `code`",
+                **PROBLEM_SCHEMA,
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -194,7 +194,13 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
     schema_problem: Problem | None = None
     warnings: list[dict[str, str]] = []
     try:
-        validated = validate_body(env.type, env.body, max_observations=policy.max_observations)
+        validated = validate_body(
+            env.type,
+            env.body,
+            max_observations=policy.max_observations,
+            agreement=env.agreement,
+            purpose=env.purpose,
+        )
         warnings = [{"path": w.path, "message": w.message} for w in validated.warnings]
     except Problem as problem:
         schema_problem = problem

@@ -171,7 +171,13 @@ def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepare
             extra={"errors": [{"path": "/body", "message": str(exc)}]},
         ) from None
     body, removed = filter_fields(req.body, decision.fields or ())
-    validate_body(req.type, body, max_observations=policy.max_observations)
+    validate_body(
+        req.type,
+        body,
+        max_observations=policy.max_observations,
+        agreement=req.agreement,
+        purpose=req.purpose,
+    )
     env = new_envelope(req, iss=node, body=body, now=now)
     token = jws.sign_compact(policy.key, envelope.encode_payload(env))
     # The fields disclosed are those of the body as signed, after the rule's cut.

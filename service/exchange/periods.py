@@ -25,6 +25,7 @@ CATEGORIES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         ),
         "violation-notices": ("migration.violation-notice",),
         "readmission-cases": ("readmission.request", "readmission.response"),
+        "documents": ("experience.document",),
     }
 )
 CATEGORY_NAMES: Final = (*CATEGORIES, OTHER)

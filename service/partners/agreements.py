@@ -24,6 +24,7 @@ EXCHANGE_TYPES: tuple[str, ...] = (
     "readmission.request",
     "readmission.response",
     "audit.inclusion-proofs",
+    "experience.document",
 )
 
 

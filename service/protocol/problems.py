@@ -36,6 +36,15 @@ _KINDS = [
     ProblemKind("schema", 422, "Body invalid for its type"),
     ProblemKind("conflict", 409, "Message id reused with different content"),
     ProblemKind("rate-limited", 429, "Rate limit exceeded"),
+    # Attachments, protocol v1.1 (docs/protocol.md, 'Attachments (v1.1)').
+    ProblemKind("attachments-not-allowed", 403, "The partner may not send attachments"),
+    ProblemKind("attachment-too-many", 413, "Too many attachments"),
+    ProblemKind("attachment-too-large", 413, "Attachment too large"),
+    ProblemKind("attachment-media-type", 415, "Attachment media type not allowed or not matched"),
+    ProblemKind("attachment-size", 422, "Attachment bytes do not match the declared size"),
+    ProblemKind("attachment-digest", 422, "Attachment bytes do not match the declared digest"),
+    ProblemKind("upload-offset", 409, "Upload offset is not the held offset"),
+    ProblemKind("attachment-incomplete", 410, "Attachments not received in time"),
     # Node-level problems outside the protocol table.
     ProblemKind("unauthorized", 401, "Credentials missing or invalid"),
     ProblemKind("insufficient-role", 403, "Credentials lack the required role"),

@@ -222,6 +222,26 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
             "transport": "air",
         },
     },
+    "experience.document": {
+        "title": "Methodology for identifying forged travel documents at border crossing points",
+        "kind": "methodology",
+        "languages": ["ru", "kk"],
+        "summary": (
+            "How duty officers check the security features of passports of the four states, "
+            "with the common forgeries found in 2023 and 2024 and the steps to take."
+        ),
+        "topics": ["document fraud", "border checks", "training"],
+        "issued_by": "Migration Service, Ministry of Internal Affairs of Kazakhstan",
+        "issued_on": "2025-03-17",
+        "reference": "KZ-MIA/MS/2025/M-07",
+        "serves": {
+            "agreement": "cis-1998",
+            "purpose": "experience-exchange",
+            "provision": "Article 5",
+            "objective": "common training of border and migration officers",
+        },
+        "attachments": [],
+    },
     "receipt": {
         "status": "accepted",
         "digest": "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI",

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ValidationError
 from service.protocol.problems import Problem
 from service.records.cautions import body_cautions
 from service.records.error_report import field_errors
+from service.records.experience import (
+    ENVELOPE_AGREEMENT_KEY,
+    ENVELOPE_PURPOSE_KEY,
+    ExperienceDocument,
+)
 from service.records.findings import FieldError
 from service.records.inclusion_proofs import InclusionProofs
 from service.records.readmission import ReadmissionRequest, ReadmissionResponse
@@ -50,6 +55,7 @@ BODY_MODELS: Final[dict[str, type[BaseModel]]] = {
     "migration.violation-notice": ViolationNotice,
     "readmission.request": ReadmissionRequest,
     "readmission.response": ReadmissionResponse,
+    "experience.document": ExperienceDocument,
     "receipt": Receipt,
     "audit.inclusion-proofs": InclusionProofs,
 }
@@ -95,11 +101,21 @@ def validate_body(
     body: dict[str, Any],
     *,
     max_observations: int = DEFAULT_MAX_OBSERVATIONS,
+    agreement: str | None = None,
+    purpose: str | None = None,
 ) -> Validated:
-    """Validate `body` as the body of `msg_type`; raise Problem("schema") if it is not."""
+    """Validate `body` as the body of `msg_type`; raise Problem("schema") if it is not.
+
+    `agreement` and `purpose` are the envelope's, for the bodies that name them again
+    (`experience.document`); a body checked on its own passes None."""
     model_class = _model_for(msg_type)
+    context = {
+        MAX_OBSERVATIONS_KEY: max_observations,
+        ENVELOPE_AGREEMENT_KEY: agreement,
+        ENVELOPE_PURPOSE_KEY: purpose,
+    }
     try:
-        model = model_class.model_validate(body, context={MAX_OBSERVATIONS_KEY: max_observations})
+        model = model_class.model_validate(body, context=context)
     except ValidationError as exc:
         raise _refusal(msg_type, field_errors(exc)) from None
     return Validated(model, body_cautions(model))

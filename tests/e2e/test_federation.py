@@ -35,6 +35,7 @@ from tests.support.processes import NodeProcess, free_ports, poll
 pytestmark = pytest.mark.slow
 
 STATISTICS = "statistics.migration-flows"
+EXPERIENCE = "experience.document"
 RESPONSE_FIELDS = {"result", "checked_on", "matched_fields", "needed_fields", "person"}
 
 
@@ -178,6 +179,44 @@ def test_readmission_request_is_answered_and_correlated(nodes: Nodes) -> None:
     at_kz = kz.received(reply_id)
     assert (at_kz["reply_to"], at_kz["body"]["decision"]) == (request_id, "accepted")
     assert [r["id"] for r in kz.status(request_id)["replies"]] == [reply_id]
+
+
+def test_experience_documents_travel_both_ways_under_each_partners_agreement(
+    nodes: Nodes,
+) -> None:
+    kz = nodes["kz"]
+    agreements = {"kg": "cis-1998", "uz": "kz-uz-2019", "tj": "kz-tj-2018"}
+    for name, agreement in agreements.items():
+        partner = nodes[name]
+        exchange = {"agreement": agreement, "purpose": "experience-exchange"}
+        body = copy.deepcopy(example_body(EXPERIENCE))
+        body["serves"]["agreement"] = agreement
+        sent = kz.queue(to=PARTY[name], type=EXPERIENCE, body=body, **exchange)["id"]
+        kz.delivered(sent)
+        assert (partner.received(sent)["from"], partner.received(sent)["body"]) == (
+            "KZ:MIA",
+            body,
+        )
+        answer = {**body, "title": f"Minutes of the {name.upper()}-KZ working group"}
+        answer["kind"] = "meeting-minutes"
+        back = partner.queue(to="KZ:MIA", type=EXPERIENCE, body=answer, **exchange)["id"]
+        partner.delivered(back)
+        assert kz.received(back)["body"] == answer
+
+
+def test_an_experience_document_naming_another_agreement_is_refused_at_the_sender(
+    nodes: Nodes,
+) -> None:
+    body = example_body(EXPERIENCE)  # serves cis-1998
+    resp = nodes["kz"].send(
+        to="UZ:MIA",
+        type=EXPERIENCE,
+        agreement="kz-uz-2019",
+        purpose="experience-exchange",
+        body=body,
+    )
+    assert resp.status_code == 422, resp.text
+    assert [e["path"] for e in resp.json()["errors"]] == ["/body/serves/agreement"]
 
 
 def test_send_under_an_agreement_not_yet_in_force_is_refused_at_the_sender(

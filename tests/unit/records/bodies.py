@@ -31,6 +31,15 @@ def paths(msg_type: str, body: Any, **options: Any) -> list[str]:
     return [error["path"] for error in refusal(msg_type, body, **options)]
 
 
-def accepted(msg_type: str, body: Any) -> Validated:
+def accepted(msg_type: str, body: Any, **options: Any) -> Validated:
     """The validation result of a body that must be valid."""
-    return validate_body(msg_type, body)
+    return validate_body(msg_type, body, **options)
+
+
+# An attachment as a body names it (docs/protocol.md, 'Attachments (v1.1)').
+PDF_ATTACHMENT: dict[str, Any] = {
+    "name": "methodology.pdf",
+    "media_type": "application/pdf",
+    "size": 48213,
+    "digest": "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI",
+}

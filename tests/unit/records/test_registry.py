@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.partners.agreements import EXCHANGE_TYPES
 from service.protocol.problems import Problem
 from service.records.examples import EXAMPLES
 from service.records.registry import MESSAGE_TYPES, body_json_schema, validate_body
@@ -24,9 +27,17 @@ def test_message_types_are_the_protocol_types_receipt_and_the_v1_1_proofs() -> N
         "migration.violation-notice",
         "readmission.request",
         "readmission.response",
+        "experience.document",
         "receipt",
         "audit.inclusion-proofs",
     )
+
+
+def test_every_exchange_type_has_a_body_model_and_a_row_in_the_protocol_table() -> None:
+    protocol = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text("utf-8")
+    assert (*EXCHANGE_TYPES, "receipt") == MESSAGE_TYPES
+    for msg_type in EXCHANGE_TYPES:
+        assert re.search(rf"^\| (`[a-z.-]+` / )?`{re.escape(msg_type)}`", protocol, re.M), msg_type
 
 
 @pytest.mark.parametrize("msg_type", MESSAGE_TYPES)
