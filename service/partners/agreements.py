@@ -23,8 +23,8 @@ EXCHANGE_TYPES: tuple[str, ...] = (
     "migration.violation-notice",
     "readmission.request",
     "readmission.response",
-    "audit.inclusion-proofs",
     "experience.document",
+    "audit.inclusion-proofs",
 )
 
 
