@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,3 +153,16 @@ def test_backoffs_must_be_in_order(federation: Federation) -> None:
         ),
     )
     assert "must be at least backoff_initial_seconds" in found
+
+
+def test_module_imports_first_in_a_fresh_interpreter() -> None:
+    # `migex audit verify` imports it before anything has imported service.config,
+    # which imports it in turn: that order must not be an import cycle.
+    result = subprocess.run(
+        [sys.executable, "-c", "import service.witness.configcheck"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
