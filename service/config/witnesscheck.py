@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 
 from service.audit.checkpoint import log_origin
 from service.audit.note import parse_verifier_key
-from service.config.crosscheck import Finding
 from service.witness.policy import MAX_POLICY_BYTES, Policy, PolicyError, parse_policy
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    # Annotations only: service.config imports this module, so importing it here at
+    # run time would make `import service.witness.configcheck` circular when it comes first.
     from service.config import NodeConfig
+    from service.config.crosscheck import Finding
 
 
 def check_witness_config(cfg: NodeConfig) -> list[Finding]:

@@ -3,8 +3,9 @@ node processes, and each agency's client of its node's local API.
 
 The configuration files are docker/config/<node>.yaml with only these lines changed:
 partner endpoints (`http://kz:8000` -> `http://127.0.0.1:<port>`), the listen
-address, `database_url` (a SQLite file), and the delivery timing (see
-`DELIVERY_TIMING`). `changed_lines` lets a test check exactly that.
+address, `database_url` (a SQLite file), the delivery timing (see
+`DELIVERY_TIMING`), and the witness policy file: the one keys-init wrote, with the
+witnesses' URLs changed the same way. `changed_lines` lets a test check exactly that.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ DELIVERY_TIMING = {
 
 
 def init_keys(secrets_root: Path, public_dir: Path) -> None:
-    """Run docker/keys-init.sh: a signing key per node and the public JWKs."""
+    """Run docker/keys-init.sh: a signing and a witness key per node, the public JWKs
+    and the witness policies."""
     migex_dir = str(Path(migex_command()[0]).parent)
     env = {
         "PATH": f"{migex_dir}:/usr/bin:/bin",
@@ -53,11 +55,22 @@ def init_keys(secrets_root: Path, public_dir: Path) -> None:
     )
 
 
-def local_config(name: str, ports: Mapping[str, int], database: Path) -> str:
-    """docker/config/<name>.yaml for loopback ports and a SQLite database."""
-    text = (DOCKER_CONFIG / f"{name}.yaml").read_text("utf-8")
+def loopback(text: str, ports: Mapping[str, int]) -> str:
+    """`text` with the compose network's node addresses replaced by loopback ports."""
     for other, port in ports.items():
         text = text.replace(f"http://{other}:8000", f"http://127.0.0.1:{port}")
+    return text
+
+
+def local_config(name: str, ports: Mapping[str, int], database: Path) -> str:
+    """docker/config/<name>.yaml for loopback ports and a SQLite database. The node's
+    witness policy, from keys-init's public directory (`public` beside the database),
+    is written beside the database with loopback URLs."""
+    policy = database.parent / f"{name}.witness-policy"
+    public = database.parent / "public" / policy.name
+    policy.write_text(loopback(public.read_text("utf-8"), ports), "utf-8")
+    text = loopback((DOCKER_CONFIG / f"{name}.yaml").read_text("utf-8"), ports)
+    text = _sub_once(r"(?m)^  policy_file: .*$", f"  policy_file: {policy}", text)
     text = _sub_once(r"(?m)^database_url: .*$", f'database_url: "sqlite:///{database}"', text)
     text = _sub_once(
         r"(?m)^listen: .*$", f'listen: {{host: "127.0.0.1", port: {ports[name]}}}', text
@@ -77,7 +90,9 @@ def changed_lines(name: str, text: str) -> list[tuple[str, str]]:
 
 def only_addresses_and_timing_changed(name: str, text: str) -> bool:
     return all(
-        re.match(r"^\s*(endpoint|database_url|listen|" + "|".join(DELIVERY_TIMING) + "):", a)
+        re.match(
+            r"^\s*(endpoint|database_url|listen|policy_file|" + "|".join(DELIVERY_TIMING) + "):", a
+        )
         for a, _ in changed_lines(name, text)
     )
 

@@ -73,7 +73,7 @@ def test_nodes_run_the_docker_configuration_with_only_addresses_and_timing_chang
     for name in NODES:
         assert only_addresses_and_timing_changed(name, nodes.configs[name])
         endpoints = [a for a, _ in changed_lines(name, nodes.configs[name]) if "endpoint:" in a]
-        assert len(endpoints) == (3 if name == "kz" else 1)
+        assert len(endpoints) == 3
 
 
 def test_quarterly_statistics_reach_every_partner(nodes: Nodes) -> None:

@@ -71,6 +71,14 @@ class Configs:
         path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
 
 
+def add_new_signing_key(data: dict[str, Any]) -> None:
+    """docs/key-rotation.md, step 1: the new key in `signing_keys`, and in
+    `published_kids` as the file sets it (its witness key is not published)."""
+    node = data["node"]
+    node["signing_keys"].append({"kid": NEW, "file": "/run/secrets/kz_signing_key_2026_07"})
+    node["published_kids"].append(NEW)
+
+
 def kz_key_at_uz(data: dict[str, Any], kid: str) -> dict[str, Any]:
     kz = next(p for p in data["partners"] if p["party"] == "KZ:MIA")
     key: dict[str, Any] = next(k for k in kz["keys"] if k["kid"] == kid)
@@ -154,12 +162,7 @@ def rotation(tmp_path_factory: pytest.TempPathFactory) -> Observed:
             check=True,
             capture_output=True,
         )
-        configs.edit(
-            "kz",
-            lambda d: d["node"]["signing_keys"].append(
-                {"kid": NEW, "file": "/run/secrets/kz_signing_key_2026_07"}
-            ),
-        )
+        configs.edit("kz", add_new_signing_key)
         configs.edit(
             "uz",
             lambda d: next(p for p in d["partners"] if p["party"] == "KZ:MIA")["keys"].append(

@@ -23,6 +23,8 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
+from service.audit.checkpoint import Checkpoint, verify_checkpoint
+from service.witness.policy import Policy, evaluate, parse_policy
 from tests.deploy.live.stack import (
     NODES,
     ROOT,
@@ -39,6 +41,7 @@ EXAMPLE = json.loads((ROOT / "docker" / "examples" / "statistics.json").read_tex
 KZ_CLIENT = "kz-client-dev-token"
 KZ_AUDITOR = "kz-auditor-dev-token"
 UZ_AUDITOR = "uz-auditor-dev-token"
+PARTIES = {"kz": "KZ:MIA", "kg": "KG:SRS", "uz": "UZ:MIA", "tj": "TJ:MIA"}
 # Guide blocks no step runs, and why: the .env block sets passwords before a first start
 # (the suite runs with the development defaults it documents next to it).
 EXEMPT_BLOCKS = ("openssl rand",)
@@ -101,7 +104,14 @@ def test_up_builds_the_image_once_and_all_services_become_healthy(stack: Stack) 
 
 def test_keys_init_log_reports_four_keys(stack: Stack) -> None:
     out = stack.doc("docker compose logs keys-init")
-    assert "done: 4 node keys in place" in out.stdout + out.stderr
+    log = out.stdout + out.stderr
+    assert "done: 4 node keys in place" in log
+    assert {
+        n: log.count(f"{n}: generated witness key {p}#witness-2026-01") for n, p in PARTIES.items()
+    } == dict.fromkeys(NODES, 1)
+    assert {n: log.count(f"{n}: witness policy written, 2 of 3") for n in NODES} == dict.fromkeys(
+        NODES, 1
+    )
 
 
 def test_ps_lists_running_services_and_ps_a_the_exited_key_setup(stack: Stack) -> None:
@@ -268,6 +278,87 @@ def test_both_audit_logs_verify_offline(stack: Stack, walk: dict[str, Any]) -> N
     assert walk["id"] in exported
 
 
+# -- 4. the nodes witness each other ---------------------------------------------------
+def witness_policy(stack: Stack, node: str) -> Policy:
+    """The node's policy file as keys-init wrote it into the public keys volume."""
+    text = stack.compose(
+        "run", "--rm", "--no-deps", "--entrypoint", "cat", "keys-init",
+        f"/etc/migex/public/{node}.witness-policy",
+    ).stdout  # fmt: skip
+    return parse_policy(text)
+
+
+def witnessed_checkpoint(
+    stack: Stack, node: str, policy: Policy, vkey: str, min_size: int
+) -> tuple[Checkpoint, dict[str, int]]:
+    """Poll the node's newest witnessed checkpoint until it covers `min_size` entries;
+    return it, verified with the log's key, and its valid cosignatures by witness."""
+    headers = {"Authorization": f"Bearer {node}-auditor-dev-token"}
+
+    def covered() -> tuple[Checkpoint, dict[str, int]] | None:
+        resp = httpx.get(
+            f"{stack.url(node)}/v1/audit/checkpoint",
+            params={"witnessed": "true"},
+            headers=headers,
+            timeout=10,
+        )
+        if resp.status_code == 404:
+            return None  # no checkpoint meets the policy yet
+        assert resp.status_code == 200, resp.text
+        checkpoint = verify_checkpoint(resp.text, vkey, origin=f"migex/{PARTIES[node]}")
+        if checkpoint.size < min_size:
+            return None
+        report = evaluate(policy, resp.text)
+        assert report.invalid == ()
+        assert report.met
+        return checkpoint, report.cosigned
+
+    return poll(covered, timeout=120, interval=0.5, what=f"{node}: witnessed checkpoint")
+
+
+def test_the_four_nodes_witness_each_other_two_of_three(stack: Stack, walk: dict[str, Any]) -> None:
+    kz = audit_export(stack.url("kz"), KZ_AUDITOR)
+    [received] = [
+        e["index"] for e in kz if e["entry"]["event"] == "receipt.received"
+        and e["entry"]["message_id"] == walk["id"]
+    ]  # fmt: skip
+    covers = {"kz": received + 1, "uz": walk["receipt"]["payload"]["body"]["audit_index"] + 1}
+    for node in NODES:
+        policy = witness_policy(stack, node)
+        others = sorted(n for n in NODES if n != node)
+        vkey = stack.compose("exec", "-T", node, "migex", "audit", "key").stdout.strip()
+        assert [log.vkey for log in policy.logs] == [vkey]
+        assert sorted(policy.witnesses) == others
+        assert {n: w.url for n, w in policy.witnesses.items()} == {
+            n: f"http://{n}:8000/v1/witness" for n in others
+        }
+        witness_keys = {
+            n: stack.compose("exec", "-T", n, "migex", "audit", "witness-key").stdout.strip()
+            for n in others
+        }
+        assert {n: w.key.vkey for n, w in policy.witnesses.items()} == witness_keys
+        group = policy.groups[policy.quorum]
+        assert (group.threshold, sorted(group.members)) == (2, others)
+
+        checkpoint, cosigned = witnessed_checkpoint(stack, node, policy, vkey, covers.get(node, 1))
+        assert len(cosigned) >= 2, (node, checkpoint.size, cosigned)
+
+        metrics = httpx.get(f"{stack.url(node)}/metrics", timeout=10).text
+        [unwitnessed] = re.findall(r"(?m)^migex_witness_unwitnessed_seconds (\S+)$", metrics)
+        assert float(unwitnessed) >= 0
+
+
+def test_witnessed_checkpoint_verifies_offline_with_the_policy(stack: Stack) -> None:
+    out = stack.doc("checkpoint?witnessed=true", timeout=240).stdout
+    assert re.search(r"(?m)^ok: \d+ entries; root matches the signed checkpoint$", out), out
+    [met] = [line for line in out.splitlines() if "witness policy" in line]
+    assert re.fullmatch(
+        r"ok: the checkpoint meets the witness policy: cosigned by "
+        r"(kg, tj|kg, uz|tj, uz|kg, tj, uz)",
+        met,
+    ), out
+
+
 # -- 5. backup and restore ------------------------------------------------------------
 def test_postgres_backup_and_restore_as_documented(stack: Stack, walk: dict[str, Any]) -> None:
     at_backup = audit_export(stack.url("kz"), KZ_AUDITOR)
@@ -279,7 +370,17 @@ def test_postgres_backup_and_restore_as_documented(stack: Stack, walk: dict[str,
     try:
         later = agency.submit(EXAMPLE)
         deliver_all(agency, [later], timeout=120)
-        assert len(audit_export(stack.url("kz"), KZ_AUDITOR)) > len(at_backup)
+        after_backup = audit_export(stack.url("kz"), KZ_AUDITOR)
+        assert len(after_backup) > len(at_backup)
+        # Witnesses cosign a checkpoint that holds the message sent after the backup.
+        [queued] = [
+            e["index"] for e in after_backup if e["entry"]["event"] == "message.queued"
+            and e["entry"]["message_id"] == later
+        ]  # fmt: skip
+        vkey = stack.compose("exec", "-T", "kz", "migex", "audit", "key").stdout.strip()
+        _, cosigned = witnessed_checkpoint(
+            stack, "kz", witness_policy(stack, "kz"), vkey, queued + 1
+        )
 
         stack.doc("pg_restore -U postgres --create", timeout=240)
         stack.wait_ready("kz")
@@ -296,13 +397,25 @@ def test_postgres_backup_and_restore_as_documented(stack: Stack, walk: dict[str,
     finally:
         agency.close()
 
+    # Those witnesses cosigned past the backup: they cosign nothing of the restored log.
+    def refused_by_each() -> bool:
+        metrics = httpx.get(f"{stack.url('kz')}/metrics", timeout=10).text
+        failures = dict(
+            re.findall(
+                r'(?m)^migex_witness_consecutive_failures\{witness="(\w+)"\} (\S+)$', metrics
+            )
+        )
+        return all(float(failures.get(w, 0)) >= 1 for w in cosigned)
+
+    poll(refused_by_each, timeout=120, interval=1.0, what=f"{sorted(cosigned)} refusing kz")
+
 
 def test_keys_backup_and_restore_into_an_empty_volume_as_documented(stack: Stack) -> None:
     stack.doc('-czf - . > "backup/${n}-secrets.tar.gz"', timeout=240)
     archive = stack.work / "backup" / "kz-secrets.tar.gz"
     assert archive.stat().st_mode & 0o077 == 0
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == [".", "./kz_signing_key"]
+        assert sorted(tar.getnames()) == [".", "./kz_signing_key", "./kz_witness_key"]
     key_digest = ["sha256sum", "/var/lib/migex/keys/kz/kz_signing_key"]
     before = stack.compose("run", "--rm", "--no-deps", "--entrypoint", key_digest[0],
                            "keys-init", key_digest[1]).stdout.split()[0]  # fmt: skip

@@ -12,15 +12,22 @@ from operator import attrgetter
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from service.witness.configcheck import read_policy
 
 from service.api.tokens import TokenStore
+from service.audit.checkpoint import log_origin
+from service.audit.note import verifier_key
 from service.config import ConfigError, NodeConfig, load_config, render_sample_config
 from service.config.build import registry_from_config
 from service.partners.agreements import check_agreement
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import PublicKey, generate_private_key, write_private_key
 from service.protocol.problems import Problem
+from service.witness.cosignature import CosignerKey
+from service.witness.setup import witnessed_logs
 from tests.unit.config.configfiles import ConfigDir, line_of, make_config_dir, replace_once
+from tests.unit.deploy.conftest import config_reading_policy_from
 
 DOCKER_CONFIGS = Path(__file__).resolve().parents[3] / "docker" / "config"
 FEDERATION = {"kz": "KZ:MIA", "kg": "KG:SRS", "uz": "UZ:MIA", "tj": "TJ:MIA"}
@@ -690,24 +697,59 @@ def test_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
 
 
 def _federation_public_keys(directory: Path) -> None:
+    """What the compose deployment's keys-init writes into the public keys: each node's
+    JWK and witness policy (the other three nodes' witness keys, two of them needed)."""
+    log_keys: dict[str, str] = {}
+    witness_keys: dict[str, str] = {}
     for short, party in FEDERATION.items():
         key = generate_private_key("ed25519")
         (directory / f"{short}.jwk.json").write_text(
             json.dumps(PublicKey(f"{party}#2026-01", key.public_key()).jwk())
         )
+        assert isinstance(key, Ed25519PrivateKey)
+        log_keys[short] = verifier_key(log_origin(party), key.public_key())
+        witness = Ed25519PrivateKey.generate().public_key()
+        witness_keys[short] = CosignerKey(f"migex/{party}/witness", witness).vkey
+    for short in FEDERATION:
+        others = [n for n in FEDERATION if n != short]
+        lines = [f"log {log_keys[short]}"]
+        lines += [f"witness {n} {witness_keys[n]} http://{n}:8000/v1/witness" for n in others]
+        lines += [f"group partners 2 {' '.join(others)}", "quorum partners", ""]
+        (directory / f"{short}.witness-policy").write_text("\n".join(lines))
+
+
+def _docker_config(short: str, public_dir: Path) -> Path:
+    """docker/config/<short>.yaml, reading its witness policy from `public_dir`."""
+    return config_reading_policy_from(
+        DOCKER_CONFIGS / f"{short}.yaml", public_dir, public_dir / "config"
+    )
 
 
 @pytest.mark.parametrize("short", sorted(FEDERATION))
 def test_docker_config_loads(short: str, tmp_path: Path) -> None:
     _federation_public_keys(tmp_path)
     cfg = load_config(
-        DOCKER_CONFIGS / f"{short}.yaml",
+        _docker_config(short, tmp_path),
         env={"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)},
         check_key_files=False,
     )
     assert cfg.party == FEDERATION[short]
     assert cfg.node.signing_keys[0].file == Path(f"/run/secrets/{short}_signing_key")
     assert cfg.database_url == f"postgresql+psycopg://migex@postgres:5432/migex_{short}"
+    assert cfg.node.witness_kid == f"{FEDERATION[short]}#witness-2026-01"
+    assert cfg.witnessed_by is not None
+    assert cfg.witnessed_by.policy_file == tmp_path / f"{short}.witness-policy"
+
+
+def test_docker_config_without_its_witness_policy_is_refused(tmp_path: Path) -> None:
+    _federation_public_keys(tmp_path)
+    (tmp_path / "uz.witness-policy").unlink()
+    with pytest.raises(ConfigError, match=re.escape("uz.witness-policy: No such file")):
+        load_config(
+            _docker_config("uz", tmp_path),
+            env={"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)},
+            check_key_files=False,
+        )
 
 
 def _docker_registries(tmp_path: Path) -> dict[str, PartnerRegistry]:
@@ -715,10 +757,30 @@ def _docker_registries(tmp_path: Path) -> dict[str, PartnerRegistry]:
     env = {"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)}
     return {
         FEDERATION[s]: registry_from_config(
-            load_config(DOCKER_CONFIGS / f"{s}.yaml", env=env, check_key_files=False)
+            load_config(_docker_config(s, tmp_path), env=env, check_key_files=False)
         )
         for s in FEDERATION
     }
+
+
+def test_docker_nodes_witness_each_other(tmp_path: Path) -> None:
+    """Each node witnesses its partners' logs: every witness in a node's policy has that
+    node as a partner, so the policy's two of three can be met."""
+    _federation_public_keys(tmp_path)
+    env = {"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)}
+    configs = {
+        s: load_config(_docker_config(s, tmp_path), env=env, check_key_files=False)
+        for s in FEDERATION
+    }
+    registries = {s: registry_from_config(c) for s, c in configs.items()}
+    for short, cfg in configs.items():
+        assert cfg.witnessed_by is not None
+        policy = read_policy(cfg.witnessed_by.policy_file)
+        witnessed_by = {
+            n for n in policy.witnesses if log_origin(FEDERATION[short]) in
+            witnessed_logs(configs[n], registries[n])
+        }  # fmt: skip
+        assert witnessed_by == set(FEDERATION) - {short}
 
 
 def test_docker_configs_mirror_each_other(tmp_path: Path) -> None:
@@ -784,7 +846,7 @@ def test_docker_kz_kg_agreement_is_not_in_force_in_2026(tmp_path: Path) -> None:
 def test_docker_tokens_are_the_documented_development_tokens(short: str, tmp_path: Path) -> None:
     _federation_public_keys(tmp_path)
     cfg = load_config(
-        DOCKER_CONFIGS / f"{short}.yaml",
+        _docker_config(short, tmp_path),
         env={"MIGEX_PUBLIC_KEYS_DIR": str(tmp_path)},
         check_key_files=False,
     )

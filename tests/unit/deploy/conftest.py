@@ -133,6 +133,12 @@ class KeyDirs:
     def key(self, node: str) -> Path:
         return self.secrets_root / node / f"{node}_signing_key"
 
+    def witness_key(self, node: str) -> Path:
+        return self.secrets_root / node / f"{node}_witness_key"
+
+    def policy(self, node: str) -> Path:
+        return self.public_dir / f"{node}.witness-policy"
+
     def jwk(self, node: str) -> dict[str, Any]:
         loaded = json.loads((self.public_dir / f"{node}.jwk.json").read_text("utf-8"))
         assert isinstance(loaded, dict)
@@ -181,3 +187,37 @@ def generated_keys(tmp_path_factory: pytest.TempPathFactory, migex_bin: Path) ->
     result = keys_init_runner(migex_bin, dirs)()
     assert result.returncode == 0, result.stderr
     return dirs
+
+
+# Where the node configs read the public keys and witness policies inside the containers.
+PUBLIC_IN_CONTAINER = "/etc/migex/public"
+
+
+def config_reading_policy_from(config: Path, public_dir: Path, dest_dir: Path) -> Path:
+    """A copy of `config` in `dest_dir` whose witness policy file is in `public_dir`.
+
+    The policy's path is absolute (`/etc/migex/public/<node>.witness-policy`), and
+    MIGEX_PUBLIC_KEYS_DIR moves only the pinned key files, so a check outside the
+    container reads a copy in which that one line differs.
+    """
+    text = config.read_text("utf-8")
+    line = f"policy_file: {PUBLIC_IN_CONTAINER}/{config.stem}.witness-policy\n"
+    assert text.count(line) == 1, f"{config.name} reads no policy from {PUBLIC_IN_CONTAINER}"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    copy = dest_dir / config.name
+    copy.write_text(text.replace(line, f"policy_file: {public_dir}/{config.stem}.witness-policy\n"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def placed_configs(
+    tmp_path_factory: pytest.TempPathFactory, generated_keys: KeyDirs
+) -> dict[str, Path]:
+    """docker/config/<node>.yaml reading its witness policy from `generated_keys`."""
+    dest = tmp_path_factory.mktemp("configs")
+    return {
+        node: config_reading_policy_from(
+            CONFIG_DIR / f"{node}.yaml", generated_keys.public_dir, dest
+        )
+        for node in NODES
+    }

@@ -221,6 +221,22 @@ def test_keys_init_writes_public_keys_into_the_shared_volume(services: dict[str,
     assert (mount.type, mount.source, mount.read_only) == ("volume", "public-keys", False)
 
 
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_node_reads_the_witness_policy_keys_init_writes_from_the_public_volume(
+    services: dict[str, Any], configs: dict[str, Any], node: str
+) -> None:
+    keys_init = services["keys-init"]
+    public = keys_init["environment"]["MIGEX_PUBLIC_DIR"]
+    policy = configs[node]["witnessed_by"]["policy_file"]
+    assert policy == f"{public}/{node}.witness-policy"
+    mount = mount_at(services[node], public)
+    assert (mount.type, mount.source, mount.read_only) == ("volume", "public-keys", True)
+
+
+def test_keys_init_asks_two_witnesses_of_three(services: dict[str, Any]) -> None:
+    assert services["keys-init"]["environment"]["MIGEX_WITNESS_QUORUM"] == "2"
+
+
 def test_keys_init_runs_the_key_script_once_without_restarting(services: dict[str, Any]) -> None:
     keys_init = services["keys-init"]
     assert (keys_init["entrypoint"], keys_init["restart"]) == (

@@ -44,10 +44,10 @@ def test_example_message_body_is_valid(draft: Draft) -> None:
 
 
 def test_example_message_is_allowed_by_the_kz_configuration(
-    draft: Draft, generated_keys: KeyDirs
+    draft: Draft, generated_keys: KeyDirs, placed_configs: dict[str, Path]
 ) -> None:
     cfg = load_config(
-        ROOT / "docker" / "config" / "kz.yaml",
+        placed_configs["kz"],
         env={"MIGEX_PUBLIC_KEYS_DIR": str(generated_keys.public_dir)},
         check_key_files=False,
     )
