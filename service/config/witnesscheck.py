@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     # Annotations only: service.config imports this module, so importing it here at
-    # run time would make `import service.witness.configcheck` circular when it comes first.
+    # run time would make `import service.config.witnesscheck` circular when it comes first.
     from service.config import NodeConfig
     from service.config.crosscheck import Finding
 

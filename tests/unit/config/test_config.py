@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from service.witness.configcheck import read_policy
 
 from service.api.tokens import TokenStore
 from service.audit.checkpoint import log_origin
 from service.audit.note import verifier_key
 from service.config import ConfigError, NodeConfig, load_config, render_sample_config
 from service.config.build import registry_from_config
+from service.config.witnesscheck import read_policy
 from service.partners.agreements import check_agreement
 from service.partners.registry import PartnerRegistry
 from service.protocol.keys import PublicKey, generate_private_key, write_private_key
