@@ -10,7 +10,10 @@ from service.api.models import LegalHoldChanged, LegalHolds
 from service.api.openapi import problems
 from service.exchange.holds import MAX_REASON, HoldUnit, active_holds
 
-router = APIRouter(prefix="/v1/operator/holds", tags=["local"])
+# Operation ids are the functions' names, as in the rest of the local API (local.py).
+router = APIRouter(
+    prefix="/v1/operator/holds", tags=["local"], generate_unique_id_function=lambda r: r.name
+)
 
 
 class HoldIn(BaseModel):
@@ -30,7 +33,7 @@ class ReleaseIn(BaseModel):
     "",
     summary="Legal holds in force (operators)",
     response_model=LegalHolds,
-    responses=problems(401, 403),
+    responses=problems(401, 403, 503),
 )
 async def list_holds(node: NodeDep, who: OperatorDep) -> LegalHolds:
     holds = await read(node, active_holds)

@@ -131,7 +131,7 @@ async def outbound_status(
             "description": "Success",
             "content": {TLOG_PROOF_MEDIA_TYPE: {"example": ex.PROOF_EXAMPLE}},
         },
-        **problems(401, 403, 404, 422),
+        **problems(401, 403, 404, 422, 503),
     },
 )
 async def outbound_proof(
