@@ -157,8 +157,13 @@ def test_with_two_witnesses_down_exchange_goes_on_and_the_log_catches_up(fed: Wi
     try:
         before = witnessed_size(kz)
         kz.delivered(send_statistics(kz, "uz"))
-        size = latest_size(kz)
-        assert size > before
+        # A checkpoint is signed at most once per interval: wait for one that covers
+        # the delivery (and is therefore newer than anything the witnesses saw).
+        size = poll(
+            lambda: (s if (s := latest_size(kz)) > before else None),
+            timeout=DEADLINE,
+            what="a checkpoint newer than the witnessed one",
+        )
         poll(
             lambda: (metric(kz, "migex_witness_unwitnessed_seconds") or 0) > 1.0,
             timeout=DEADLINE,
