@@ -63,6 +63,7 @@ retention_app = typer.Typer(help="Retention of stored message bodies.", no_args_
 privacy_app = typer.Typer(
     help="Personal data: disclosures about a person, the subject key.", no_args_is_help=True
 )
+witness_app = typer.Typer(help="This node as a witness of partners' logs.", no_args_is_help=True)
 for sub, name in (
     (keys_app, "keys"),
     (config_app, "config"),
@@ -72,6 +73,7 @@ for sub, name in (
     (tokens_app, "tokens"),
     (retention_app, "retention"),
     (privacy_app, "privacy"),
+    (witness_app, "witness"),
 ):
     app.add_typer(sub, name=name)
 
@@ -591,7 +593,7 @@ def retention_hold(
     """Place a legal hold on a case: none of its messages is purged until released."""
     from service.exchange.holds import HoldUnit
 
-    _run_hold(config, HoldUnit(case, _cli_user(), reason))
+    _run_unit(config, HoldUnit(case, _cli_user(), reason))
 
 
 @retention_app.command("release")
@@ -599,7 +601,7 @@ def retention_release(config: ConfigOpt, case: CaseOpt) -> None:
     """Release a legal hold; the case's messages are purged once their period is over."""
     from service.exchange.holds import HoldUnit
 
-    _run_hold(config, HoldUnit(case, _cli_user(), release=True))
+    _run_unit(config, HoldUnit(case, _cli_user(), release=True))
 
 
 @retention_app.command("holds")
@@ -616,7 +618,8 @@ def retention_holds(config: ConfigOpt) -> None:
     typer.echo(json.dumps({"holds": holds}, indent=2, ensure_ascii=False))
 
 
-def _run_hold(config: Path, unit: Any) -> None:
+def _run_unit(config: Path, unit: Any) -> None:
+    """Run one audited group-commit unit; print its answer as JSON, or fail with its problem."""
     from service.protocol.problems import Problem
 
     node = _with_node(config)
@@ -627,6 +630,24 @@ def _run_hold(config: Path, unit: Any) -> None:
     finally:
         node.close()
     typer.echo(json.dumps(done, indent=2, ensure_ascii=False))
+
+
+# -- witness --------------------------------------------------------------------
+
+
+@witness_app.command("reset-log")
+def witness_reset_log(
+    config: ConfigOpt,
+    origin: Annotated[str, typer.Option(help="The log's origin line, e.g. migex/UZ:MIA.")],
+    reason: Annotated[
+        str, typer.Option(help="Why, on one line: kept in this node's audit log for auditors.")
+    ],
+) -> None:
+    """Forget the checkpoint cosigned last of a log (restored from a backup, say), so that
+    its next checkpoint is cosigned as a first one. Audited with the forgotten checkpoint."""
+    from service.witness.reset import ResetUnit
+
+    _run_unit(config, ResetUnit(origin, _cli_user(), reason))
 
 
 # -- privacy --------------------------------------------------------------------

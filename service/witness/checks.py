@@ -14,7 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint_text
+from service.audit.checkpoint import (
+    ORIGIN_PREFIX,
+    Checkpoint,
+    CheckpointError,
+    parse_checkpoint_text,
+)
 from service.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency
 from service.audit.note import NoteError, open_note, split_note
 from service.witness.protocol import AddCheckpoint
@@ -57,6 +62,14 @@ def origin_of(note: str) -> str:
     except NoteError as exc:
         raise Refusal(400, "bad-request", f"the checkpoint is not a signed note: {exc}") from None
     return text.split("\n", 1)[0]
+
+
+def party_of(origin: str) -> str | None:
+    """The party of a `migex/<party>` origin, for an audit entry's party column; None for
+    another log's origin (a party is at most 40 characters)."""
+    if not origin.startswith(ORIGIN_PREFIX) or len(origin) - len(ORIGIN_PREFIX) > 40:
+        return None
+    return origin.removeprefix(ORIGIN_PREFIX)
 
 
 def verify_signed(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import IntegrityError
 
-from service.audit.checkpoint import ORIGIN_PREFIX, Checkpoint
+from service.audit.checkpoint import Checkpoint
 from service.audit.entries import AuditEvent
 from service.db.engine import Engines
 from service.ledger.committer import AuditOnly, GroupCommitter
@@ -35,6 +35,7 @@ from service.witness.checks import (
     check_consistency,
     check_request,
     origin_of,
+    party_of,
     verify_signed,
 )
 from service.witness.cosignature import CosignerKey, cosign
@@ -146,13 +147,10 @@ def evidence_event(
     origin: str, request: AddCheckpoint, latest: Latest, refusal: Refusal
 ) -> AuditEvent:
     """The audit entry that keeps both checkpoints of an inconsistent submission."""
-    party: str | None = origin.removeprefix(ORIGIN_PREFIX)
-    if not origin.startswith(ORIGIN_PREFIX) or len(origin) - len(ORIGIN_PREFIX) > 40:
-        party = None
     return AuditEvent(
         WITNESS_INCONSISTENT,
         "refused",
-        party=party,
+        party=party_of(origin),
         code=refusal.code,
         detail={
             "origin": origin,

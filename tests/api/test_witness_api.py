@@ -3,18 +3,23 @@ the evidence kept for an inconsistent checkpoint, and the rate limit."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from service import cli
 from service.audit import merkle
 from service.audit.checkpoint import Checkpoint, sign_checkpoint
 from service.audit.note import split_note
+from service.protocol.problems import Problem
 from service.witness.cosignature import parse_cosigner_vkey, verify_line
 from service.witness.protocol import render_request
+from service.witness.reset import ResetUnit
 from tests.support.nodes import AUDITOR_TOKEN, Federation, make_party
 from tests.support.tlog import MemoryLog
 
@@ -212,3 +217,74 @@ def test_only_listed_partners_are_witnessed(
 ) -> None:
     client = client_factory(as_witness(federation, partners=["KG:SRS"]))
     assert client.post(URL, content=uz_log.request(0, 2)).status_code == 404
+
+
+# -- a reset by the witness's operator (a log restored from a backup) ----------------
+
+
+def test_a_reset_forgets_the_log_openly_and_the_restored_log_is_witnessed_again(
+    witness: TestClient, uz_log: MemoryLog
+) -> None:
+    assert witness.post(URL, content=uz_log.request(0, 5)).status_code == 200
+    restored = MemoryLog(UZ_LOG, uz_log.key)
+    restored.grow(3, tag=" restored")
+    before = witness.post(URL, content=restored.request(0, 3))
+    assert (before.status_code, before.content) == (409, b"5\n")
+
+    node = witness.app.state.node  # type: ignore[attr-defined]
+    reason = "UZ restored its database from the backup of 2026-11-30 (letter 17/2)"
+    done = node.committer.run_sync(ResetUnit(UZ_LOG, "cli:operator", reason))
+
+    assert done["forgotten_size"] == 5
+    assert witness.post(URL, content=restored.request(0, 3)).status_code == 200
+    assert witness.post(URL, content=restored.request(3, 7)).status_code == 200
+    # The log it cosigned before the reset is now the one that does not extend.
+    assert witness.post(URL, content=uz_log.request(7, 9)).status_code == 422
+    [item] = witness.get("/v1/audit/search?event=witness.log-reset", headers=AUDITOR).json()[
+        "entries"
+    ]
+    entry = item["entry"]
+    assert entry["party"] == "UZ:MIA"
+    assert item["index"] == done["audit_index"]
+    assert entry["detail"]["reason"] == reason
+    assert entry["detail"]["operator"] == "cli:operator"
+    assert entry["detail"]["size"] == "5"
+    cosigned = entry["detail"]["cosigned"]
+    assert cosigned.startswith(uz_log.checkpoint(5))
+    key = parse_cosigner_vkey(witness.get("/.well-known/migex-witness-key").text.strip())
+    assert verify_line(body_of(cosigned), cosigned.splitlines()[-1], key) == 1_795_000_000
+
+
+@pytest.mark.parametrize(
+    ("origin", "reason", "code"),
+    [
+        (UZ_LOG, " ", "invalid-parameters"),
+        (UZ_LOG, "two\nlines", "invalid-parameters"),
+        (UZ_LOG, "x" * 501, "invalid-parameters"),
+        ("migex/TJ:MIA", "restored", "not-found"),
+    ],
+)
+def test_a_reset_without_a_reason_or_of_an_unknown_log_changes_nothing(
+    witness: TestClient, uz_log: MemoryLog, origin: str, reason: str, code: str
+) -> None:
+    assert witness.post(URL, content=uz_log.request(0, 5)).status_code == 200
+    node = witness.app.state.node  # type: ignore[attr-defined]
+    with pytest.raises(Problem) as refused:
+        node.committer.run_sync(ResetUnit(origin, "cli:operator", reason))
+    assert refused.value.code == code
+    assert witness.post(URL, content=uz_log.request(5, 6)).status_code == 200
+    search = witness.get("/v1/audit/search?event=witness.log-reset", headers=AUDITOR)
+    assert search.json()["entries"] == []
+
+
+def test_the_cli_resets_a_log(
+    witness: TestClient, uz_log: MemoryLog, federation: Federation
+) -> None:
+    assert witness.post(URL, content=uz_log.request(0, 5)).status_code == 200
+    config = str(federation.tmp / "kz.yaml")
+    args = ["witness", "reset-log", "-c", config, "--origin", UZ_LOG]
+    done = CliRunner().invoke(cli.app, [*args, "--reason", "restored from backup"])
+    again = CliRunner().invoke(cli.app, [*args, "--reason", "restored from backup"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["forgotten_size"] == 5
+    assert (again.exit_code, "cosigned no checkpoint" in again.output) == (1, True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def test_with_two_witnesses_down_exchange_goes_on_and_the_log_catches_up(fed: Wi
         # A checkpoint is signed at most once per interval: wait for one that covers
         # the delivery (and is therefore newer than anything the witnesses saw).
         size = poll(
-            lambda: (s if (s := latest_size(kz)) > before else None),
+            lambda: s if (s := latest_size(kz)) > before else None,
             timeout=DEADLINE,
             what="a checkpoint newer than the witnessed one",
         )
@@ -181,6 +182,65 @@ def test_with_two_witnesses_down_exchange_goes_on_and_the_log_catches_up(fed: Wi
         timeout=DEADLINE,
         what="no checkpoint waiting",
     )
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a stopped node's SQLite database with its WAL files (a backup, a restore)."""
+    for suffix in ("", "-wal", "-shm"):
+        dest = target.with_name(target.name + suffix)
+        dest.unlink(missing_ok=True)
+        src = source.with_name(source.name + suffix)
+        if src.exists():
+            shutil.copyfile(src, dest)
+
+
+def failing_witnesses(agency: Agency) -> set[str]:
+    """The witnesses whose latest submissions failed, from the node's metrics."""
+    failing = set()
+    for line in agency.public("/metrics").text.splitlines():
+        if line.startswith("migex_witness_consecutive_failures{") and float(line.split()[-1]):
+            failing.add(line.split('witness="', 1)[1].split('"', 1)[0])
+    return failing
+
+
+def test_a_restored_log_is_witnessed_again_once_each_witness_resets_it(fed: Witnessed) -> None:
+    kz, node = fed["kz"], fed.processes["kz"]
+    database, backup = fed.tmp / "kz.db", fed.tmp / "kz-backup.db"
+    kz.delivered(send_statistics(kz, "uz"))
+    wait_witnessed(fed, "kz", latest_size(kz))
+    node.stop()
+    copy_database(database, backup)
+    node.start()
+    kz.delivered(send_statistics(kz, "kg"))
+    wait_witnessed(fed, "kz", latest_size(kz))  # the witnesses saw the log past the backup
+    node.stop()
+    copy_database(backup, database)
+    node.start()
+    kz.delivered(send_statistics(kz, "tj"))
+    restored = latest_size(kz)
+    # To the witnesses the restored log is a rewritten one: none cosigns it.
+    poll(
+        lambda: failing_witnesses(kz) >= {"kg", "uz", "tj"},
+        timeout=DEADLINE,
+        what="every witness refusing the restored log",
+    )
+    assert witnessed_size(kz) < restored
+    reason = "KZ restored its database from a backup"
+    for witness in ("kg", "uz", "tj"):
+        config = str(fed.tmp / f"{witness}.yaml")
+        args = ["reset-log", "--config", config, "--origin", "migex/KZ:MIA", "--reason", reason]
+        reset = subprocess.run(
+            [*migex_command(), "witness", *args],
+            env=child_environment(node_env(fed.tmp, witness)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        entries = fed[witness].audit_get("/v1/audit/search", event="witness.log-reset").json()
+        assert entries["entries"][-1]["entry"]["detail"]["origin"] == "migex/KZ:MIA"
+    wait_witnessed(fed, "kz", restored)
 
 
 # -- attacks (last: they leave the witnesses holding forged checkpoints of kz) --------
