@@ -122,10 +122,16 @@ async def outbound_status(
     return await read(node, lambda conn: inbox.outbound_status(conn, node.party, message_id))
 
 
+class TlogProofResponse(PlainTextResponse):
+    """A C2SP tlog-proof file: its own media type, so /openapi.json names only that one."""
+
+    media_type = TLOG_PROOF_MEDIA_TYPE
+
+
 @router.get(
     "/outbox/{message_id}/proof",
     summary="The partner's proof that it logged a delivered message (C2SP tlog-proof)",
-    response_class=PlainTextResponse,
+    response_class=TlogProofResponse,
     responses={
         200: {
             "description": "Success",
@@ -136,7 +142,7 @@ async def outbound_status(
 )
 async def outbound_proof(
     message_id: MessageIdPath, node: NodeDep, who: ClientDep
-) -> PlainTextResponse:
+) -> TlogProofResponse:
     def proof(conn: Connection) -> str | None:
         inbox.outbound_status(conn, node.party, message_id)  # 404 for an unknown message
         return proof_text(conn, node.party, message_id)
@@ -144,9 +150,8 @@ async def outbound_proof(
     text = await read(node, proof)
     if text is None:
         raise Problem("not-found", f"no delivery proof for message {message_id} yet")
-    return PlainTextResponse(
+    return TlogProofResponse(
         text,
-        media_type=TLOG_PROOF_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{message_id}{FILE_EXTENSION}"'},
     )
 

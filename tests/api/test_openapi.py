@@ -87,3 +87,14 @@ def test_every_json_answer_is_described_by_a_model(spec: dict[str, Any]) -> None
         if media == "application/json" and "$ref" not in content.get("schema", {})
     ]
     assert loose == []
+
+
+def test_every_answer_names_the_one_media_type_it_is_sent_as(spec: dict[str, Any]) -> None:
+    """No 2xx answer is described as two media types when the node sends one."""
+    doubled = {
+        f"{m.upper()} {p} {code}": sorted(resp["content"])
+        for p, m, op in operations(spec)
+        for code, resp in op["responses"].items()
+        if code.startswith("2") and len(resp.get("content", {})) > 1
+    }
+    assert doubled == {}
