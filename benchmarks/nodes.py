@@ -25,7 +25,12 @@ from sqlalchemy.engine import make_url
 from service.api.tokens import hash_token
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
-from service.protocol.keys import SigningKey, generate_private_key, write_private_key
+from service.protocol.keys import (
+    SigningKey,
+    generate_private_key,
+    load_signing_key,
+    write_private_key,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -75,6 +80,12 @@ def make_party(directory: Path, party: str, label: str = "bench-1") -> Party:
     path = directory / f"{party.replace(':', '_')}.pem"
     write_private_key(path, private)
     return Party(party, kid, SigningKey(kid, private), path)
+
+
+def load_party(key_file: Path, party: str, label: str = "bench-1") -> Party:
+    """The party whose key `make_party` wrote to `key_file` earlier."""
+    kid = f"{party}#{label}"
+    return Party(party, kid, load_signing_key(key_file, kid), key_file)
 
 
 def example_body(msg_type: str = VERIFICATION) -> dict[str, Any]:

@@ -17,7 +17,19 @@ import traceback
 
 from benchmarks.figures import Figure, print_commands, print_table, save
 
-BENCHMARKS = ("load", "append", "proofs", "verify", "delivery", "flood", "witness", "console")
+BENCHMARKS = (
+    "load",
+    "append",
+    "proofs",
+    "verify",
+    "delivery",
+    "flood",
+    "witness",
+    "console",
+    "flat",
+    "memory",
+    "delivery_ratio",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
