@@ -42,6 +42,8 @@ PG_URL = os.environ.get(
 CLIENT_TOKEN = "bench-client-token-0000000000000000000000"  # noqa: S105
 OPERATOR_TOKEN = "bench-operator-token-00000000000000000000"  # noqa: S105
 AUDITOR_TOKEN = "bench-auditor-token-000000000000000000000"  # noqa: S105
+# What each uvicorn worker logs once it serves (counted by `Server`).
+STARTED = b"Application startup complete."
 
 VERIFICATION = "citizenship.verification-request"
 AGREEMENT = {
@@ -213,9 +215,15 @@ class Server:
     """A server process (its output to a log file), stopped with SIGTERM."""
 
     def __init__(
-        self, args: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None
+        self,
+        args: list[str],
+        log: Path,
+        ready_url: str,
+        env: dict[str, str] | None = None,
+        workers: int = 0,
     ) -> None:
         self.args = args
+        self.workers = workers
         self.log = log
         self.ready_url = ready_url
         self.env = env
@@ -234,11 +242,22 @@ class Server:
         out.close()
         try:
             wait_http(self.ready_url, proc=self.proc)
+            self._wait_started()
         except Exception:
             self.stop()
             print(self.log.read_text()[-3000:], file=sys.stderr)
             raise
         return self
+
+    def _wait_started(self, deadline_seconds: float = 60.0) -> None:
+        """Wait until the log shows every worker started: the health check is answered by
+        the first one ready, and a worker still importing would take the processor from
+        the measured ones (on a loaded machine a start-up takes seconds)."""
+        deadline = time.monotonic() + deadline_seconds
+        while self.log.read_bytes().count(STARTED) < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.workers} workers not started in {deadline_seconds:g} s")
+            time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -261,7 +280,7 @@ class Server:
 
 def migex_server(config: Path, port: int, log: Path, workers: int) -> Server:
     args = [MIGEX, "serve", "--config", str(config), "--port", str(port), "--workers", str(workers)]
-    return Server(args, log, f"http://127.0.0.1:{port}/v1/health")
+    return Server(args, log, f"http://127.0.0.1:{port}/v1/health", workers=workers)
 
 
 # -- PostgreSQL ------------------------------------------------------------------
