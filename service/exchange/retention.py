@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select, update
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -62,13 +62,20 @@ def _held() -> ColumnElement[bool]:
 
 
 def _due(rule: PurgeRule, cutoff: float) -> ColumnElement[bool]:
-    """Messages of `rule` whose body is stored, older than `cutoff`, delivery over."""
+    """Messages of `rule` whose body is stored, older than `cutoff`, delivery over.
+
+    The rows are found through `ix_messages_stored` (stored bodies by age), so a run
+    reads the bodies still stored, never the history of those purged before; each
+    candidate's delivery state is then looked up by its key."""
     m = messages.c
-    finished = select(outbox.c.message_pk).where(outbox.c.state.in_(FINISHED_STATES))
+    stored = messages.alias("stored")
+    candidates = select(stored.c.pk).where(stored.c.jws.is_not(None), stored.c.created_at < cutoff)
+    o = outbox.c
+    finished = exists().where(o.message_pk == m.pk, o.state.in_(FINISHED_STATES))
     conditions = [
+        m.pk.in_(candidates),
         m.jws.is_not(None),
-        m.created_at < cutoff,
-        (m.direction == "in") | m.pk.in_(finished),
+        (m.direction == "in") | finished,
     ]
     if rule.types is None:
         conditions.append(m.type.not_in(rule.known_types))
