@@ -1,42 +1,28 @@
 """A node database whose log already holds millions of entries, written in bulk.
 
 Posting ten million messages would take hours; this writes the rows a node would hold
-after them directly, in the node's own formats, so that the node starts on it, appends
-to it, signs checkpoints over it and proves against it. Every ten entries are:
+after them directly, in the node's own formats (benchmarks/bulkrows.py says which),
+so that the node starts on it, appends to it, signs checkpoints over it and proves
+against it. Stored messages are as after their retention period: `jws` NULL, digest
+and a receipt of a signed receipt's size kept. The perfect-subtree hashes come from
+the node's `CompactRange`, the head row holds the frontier, and a checkpoint is
+signed every `CHECKPOINT_EVERY` entries and at the end with the node's key, kept
+beside the database. Entry times are spread evenly over the year before the build.
 
-- six `message.accepted` (from UZ:MIA, KG:SRS and TJ:MIA in turn), each with its
-  `messages` row (direction `in`, acknowledged by the agency, body purged after its
-  retention period: `jws` NULL, digest and signed-size receipt kept) and its
-  `message_cases` row;
-- one `message.queued` to a partner with its `messages` row (direction `out`) and
-  `outbox` row (`delivered`), one `delivery.attempt` of it with its
-  `delivery_attempts` row, and one `receipt.received` for it;
-- one `message.refused` and one `audit.query` (no rows beside the entry).
-
-Leaves are the JCS entries built by the node's own code (`entry_dict`, `leaf_bytes`);
-the perfect-subtree hashes come from the node's `CompactRange`; the head row holds the
-frontier; a checkpoint is signed every `CHECKPOINT_EVERY` entries and at the end with
-the node's key, kept beside the database. Entry times are spread evenly over
-`SPAN_DAYS` days before the build.
-
-SQLite: the schema comes from the migrations; the secondary indices are dropped,
+SQLite only: the schema comes from the migrations; the secondary indices are dropped,
 the rows written with `executemany` (journal off, as a bulk load may), and the
-indices created again. PostgreSQL: the same rows with `COPY` into a fresh database.
-Leaves are built in worker processes while the main process writes.
+indices created again. Leaves are built in worker processes while the main process
+writes.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import shutil
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,224 +30,16 @@ from typing import Any
 from sqlalchemy import text
 
 from benchmarks import nodes
-from benchmarks.auditlog import AUDIT_NAME, _schema_fingerprint
+from benchmarks.auditlog import AUDIT_NAME
+from benchmarks.bulkrows import NODE, SPAN_DAYS, TABLES, Rows, chunks
 from benchmarks.figures import OUT
-from service.audit import entries as ev
 from service.audit import merkle, store
 from service.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from service.audit.entries import AuditEvent, entry_dict
 from service.db import migrate
 from service.db.engine import create_engines
-from service.exchange.rows import case_digest
-from service.protocol.canonical import canonicalize_fast
 from service.protocol.keys import SigningKey
 
-NODE = "KZ:MIA"
-PARTIES = ("UZ:MIA", "KG:SRS", "TJ:MIA")
-SPAN_DAYS = 365
-CHUNK = 50_000
 CHECKPOINT_EVERY = 1_000_000
-# A signed receipt is about this long; purged messages keep theirs.
-RECEIPT = b"r" * 620
-
-
-@dataclass
-class Rows:
-    """The rows of one chunk of indices, as tuples in each table's column order."""
-
-    entries: list[tuple[Any, ...]] = field(default_factory=list)
-    leaves: list[bytes] = field(default_factory=list)
-    messages: list[tuple[Any, ...]] = field(default_factory=list)
-    cases: list[tuple[Any, ...]] = field(default_factory=list)
-    outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    attempts: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-ENTRY_COLUMNS = ("idx", "time", "event", "party", "message_id", "type", "outcome", "code")
-MESSAGE_COLUMNS = (
-    "pk",
-    "direction",
-    "sender",
-    "recipient",
-    "message_id",
-    "type",
-    "agreement",
-    "purpose",
-    "reply_to",
-    "iat",
-    "digest",
-    "jws",
-    "status",
-    "rule_id",
-    "created_at",
-    "audit_index",
-    "removed_fields",
-    "receipt",
-    "receipt_audit_index",
-    "acked_at",
-    "purged_at",
-)
-TABLES: dict[str, tuple[str, ...]] = {
-    "audit_entries": (*ENTRY_COLUMNS, "leaf_data"),
-    "audit_nodes": ("level", "k", "hash"),
-    "messages": MESSAGE_COLUMNS,
-    "message_cases": ("message_pk", "case_digest"),
-    "outbox": (
-        "message_pk",
-        "state",
-        "attempts",
-        "next_attempt_at",
-        "lease_owner",
-        "lease_until",
-        "last_error",
-        "created_at",
-    ),
-    "delivery_attempts": (
-        "pk",
-        "message_pk",
-        "attempt",
-        "at",
-        "outcome",
-        "http_status",
-        "error",
-        "duration_ms",
-    ),
-}
-
-
-def _ids(index: int) -> tuple[str, str]:
-    """A message id and a digest, fixed by the index of the entry that created it."""
-    hashed = hashlib.sha256(index.to_bytes(8, "big")).digest()
-    digest = "sha-256:" + base64.urlsafe_b64encode(hashed).rstrip(b"=").decode()
-    return str(uuid.UUID(bytes=hashed[:16], version=4)), digest
-
-
-def _message_row(
-    index: int, when: float, direction: str, sender: str, recipient: str
-) -> tuple[Any, ...]:
-    message_id, digest = _ids(index)
-    inbound = direction == "in"
-    return (
-        index + 1,
-        direction,
-        sender,
-        recipient,
-        message_id,
-        nodes.VERIFICATION,
-        "kz-uz-2019",
-        "identity-verification",
-        None,
-        int(when),
-        digest,
-        None,
-        "accepted" if inbound else "delivered",
-        "in-verification" if inbound else "out-verification",
-        when,
-        index,
-        None,
-        RECEIPT,
-        None if inbound else index + 2,
-        when + 60 if inbound else None,
-        when + 1,
-    )
-
-
-def _event(index: int, when: float, rows: Rows) -> AuditEvent:
-    kind = index % 10
-    party = PARTIES[(index // 10) % 3]
-    common: dict[str, Any] = {
-        "type": nodes.VERIFICATION,
-        "agreement": "kz-uz-2019",
-        "purpose": "identity-verification",
-    }
-    if kind < 6:
-        message_id, digest = _ids(index)
-        rows.messages.append(_message_row(index, when, "in", party, NODE))
-        rows.cases.append((index + 1, case_digest(f"{party}/{index // 1000}/{index % 997}")))
-        return AuditEvent(
-            ev.MESSAGE_ACCEPTED,
-            "accepted",
-            party=party,
-            sender=party,
-            recipient=NODE,
-            message_id=message_id,
-            rule="in-verification",
-            digest=digest,
-            **common,
-        )
-    if kind in (6, 7, 8):
-        queued = index - (kind - 6)
-        message_id, digest = _ids(queued)
-        out: dict[str, Any] = {
-            "party": party,
-            "sender": NODE,
-            "recipient": party,
-            "message_id": message_id,
-            **common,
-        }
-        if kind == 6:
-            rows.messages.append(_message_row(index, when, "out", NODE, party))
-            rows.outbox.append((index + 1, "delivered", 1, when, None, None, None, when))
-            return AuditEvent(
-                ev.MESSAGE_QUEUED, "queued", rule="out-verification", digest=digest, **out
-            )
-        if kind == 7:
-            rows.attempts.append((index + 1, queued + 1, 1, when, "delivered", 201, None, 12.5))
-            return AuditEvent(
-                ev.DELIVERY_ATTEMPT,
-                "delivered",
-                digest=digest,
-                detail={"attempt": 1, "http_status": 201},
-                **out,
-            )
-        return AuditEvent(ev.RECEIPT_RECEIVED, "ok", detail={"message_digest": digest}, **out)
-    if index % 20 == 9:
-        return AuditEvent(ev.AUDIT_QUERY, "ok", detail={"route": "search", "results": 100})
-    message_id, digest = _ids(index)
-    return AuditEvent(
-        ev.MESSAGE_REFUSED,
-        "refused",
-        party=party,
-        sender=party,
-        recipient=NODE,
-        message_id=message_id,
-        code="schema",
-        digest=digest,
-        **common,
-    )
-
-
-def build_chunk(first: int, last: int, start: float, step: float) -> Rows:
-    """The rows of entries [first, last): run in a worker process."""
-    rows = Rows()
-    for index in range(first, last):
-        when = start + index * step
-        event = _event(index, when, rows)
-        entry = entry_dict(event, index=index, time=when, node=NODE)
-        leaf = canonicalize_fast(entry, numbers_checked=True)  # only small integers
-        rows.entries.append(
-            (
-                *(index, when, event.event, event.party, event.message_id, event.type),
-                *(event.outcome, event.code, leaf),
-            )
-        )
-        rows.leaves.append(merkle.leaf_hash(leaf))
-    return rows
-
-
-def chunks(size: int, start: float, workers: int = 2) -> Iterator[Rows]:
-    step = SPAN_DAYS * 86400.0 / max(1, size)
-    bounds = [(first, min(size, first + CHUNK)) for first in range(0, size, CHUNK)]
-    with ProcessPoolExecutor(workers) as pool:
-        # At most a few chunks ahead of the writer, so memory stays bounded.
-        pending = [pool.submit(build_chunk, a, b, start, step) for a, b in bounds[: workers * 2]]
-        following = iter(bounds[workers * 2 :])
-        while pending:
-            rows = pending.pop(0).result()
-            nxt = next(following, None)
-            if nxt is not None:
-                pending.append(pool.submit(build_chunk, nxt[0], nxt[1], start, step))
-            yield rows
 
 
 @dataclass
@@ -384,21 +162,27 @@ def _finish(db: sqlite3.Connection, tree: Tree, last_time: float) -> None:
 
 
 def ensure_sqlite(size: int) -> BigLog:
-    """The cached SQLite node database of `size` entries, built first if it is not there."""
-    directory = OUT / f"biglog-{size}-{_schema_fingerprint()}"
-    for stale in OUT.glob(f"biglog-{size}-*"):
-        if stale != directory:
-            shutil.rmtree(stale)  # built for another schema
-    log = BigLog(size, directory)
-    marker = directory / "built.json"
+    """The cached SQLite node database of `size` entries, built first if it is not there,
+    and brought to the current schema by the node's migrations (as `migex serve` would,
+    but before any timing: a new index over millions of rows takes a while)."""
+    log = BigLog(size, OUT / f"biglog-{size}")
+    marker = log.directory / "built.json"
     if marker.exists():
+        began = time.monotonic()
+        engines = create_engines(f"sqlite:///{log.database}")
+        try:
+            if not migrate.is_current(engines.reader):
+                migrate.upgrade(engines.writer)
+                print(f"  upgraded {log.database} in {time.monotonic() - began:.0f} s")
+        finally:
+            engines.dispose()
         return log
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    kz = nodes.make_party(directory, NODE)
+    if log.directory.exists():
+        shutil.rmtree(log.directory)
+    log.directory.mkdir(parents=True)
+    kz = nodes.make_party(log.directory, NODE)
     kz.key_file.rename(log.key_file)
-    print(f"  writing a {size:,}-entry node database in {directory} (kept for later runs)")
+    print(f"  writing a {size:,}-entry node database in {log.directory} (kept for later runs)")
     started = time.monotonic()
     _write_sqlite(log.database, size, Tree(kz.key))
     seconds = time.monotonic() - started
