@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -248,6 +248,13 @@ class ReceiptSigner:
         return jws.sign_compact(self.key, jsonstrict.dumps(receipt.to_dict()))
 
 
+_m = messages.c
+# Built once (each batch runs it): the stored messages of one sender among some ids.
+_KNOWN_MESSAGES = select(_m.message_id, _m.digest, _m.receipt, _m.audit_index).where(
+    _m.sender == bindparam("sender"), _m.message_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def prefetch_existing(conn: Connection, cache: BatchCache, units: Sequence[Unit[Any]]) -> None:
     """Look up which messages of this batch's AcceptUnits are already stored, one query
     per sender (so the (sender, message_id) index is used); each unit then finds its
@@ -256,13 +263,8 @@ def prefetch_existing(conn: Connection, cache: BatchCache, units: Sequence[Unit[
     for unit in units:
         if isinstance(unit, AcceptUnit):
             by_sender.setdefault(unit.checked.env.iss, set()).add(unit.checked.env.id)
-    m = messages.c
     for sender, ids in by_sender.items():
-        rows = conn.execute(
-            select(m.message_id, m.digest, m.receipt, m.audit_index).where(
-                m.sender == sender, m.message_id.in_(sorted(ids))
-            )
-        )
+        rows = conn.execute(_KNOWN_MESSAGES, {"sender": sender, "ids": sorted(ids)})
         for row in rows:
             cache.messages.load(
                 (sender, row.message_id),
