@@ -233,13 +233,26 @@ class ReceiptSigner:
     key: SigningKey
     clock: Callable[[], float]
 
-    def sign(self, received: Envelope, *, digest: str, audit_index: int) -> bytes:
+    def stamp(self) -> tuple[str, int]:
+        """A receipt's own message id and `iat`, drawn before the writer's lock is taken
+        (the id's random bytes are a system call, which lets the GIL go)."""
         now = self.clock()
+        return new_message_id(now), int(now)
+
+    def sign(
+        self,
+        received: Envelope,
+        *,
+        digest: str,
+        audit_index: int,
+        stamp: tuple[str, int] | None = None,
+    ) -> bytes:
+        message_id, iat = stamp if stamp is not None else self.stamp()
         receipt = receipt_envelope(
             received=received,
             node_party=self.node_party,
-            message_id=new_message_id(now),
-            iat=int(now),
+            message_id=message_id,
+            iat=iat,
             digest=digest,
             audit_index=audit_index,
         )
@@ -283,6 +296,17 @@ class AcceptUnit:
     checked: Checked
     signer: ReceiptSigner
     needs_savepoint: ClassVar[bool] = False
+    # Prepared when the unit is made, in the request's thread: the work of `run` that
+    # needs neither the database nor the audit index, so the writer's lock is not held
+    # for it.
+    _stamp: tuple[str, int] = field(init=False)
+    _accepted: AuditEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.checked
+        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
+        self._stamp = self.signer.stamp()
+        self._accepted = c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail)
 
     def run(self, tx: Tx) -> Stored:
         c = self.checked
@@ -307,9 +331,8 @@ class AcceptUnit:
                 )
             tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
             return Stored(receipt, index, created=False)
-        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
-        index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
-        receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
+        index = tx.audit.append(self._accepted)
+        receipt = self.signer.sign(env, digest=c.digest, audit_index=index, stamp=self._stamp)
         pk = defer_message(
             tx,
             env,
