@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 
 from service.audit import merkle
 from service.audit.entries import AuditEvent, entry_dict
@@ -33,14 +33,28 @@ class TreeHead:
     last_time: float
 
 
+_h = audit_head.c
+# Statements of the writer's every batch, built once (see `read_head` and `Appender`).
+_READ_HEAD = select(
+    _h.size, _h.root, _h.checkpoint_size, _h.checkpoint_at, _h.frontier, _h.last_time
+).where(_h.id == HEAD_ID)
+_READ_HEAD_FOR_UPDATE = _READ_HEAD.with_for_update()
+_WRITE_HEAD = (
+    update(audit_head)
+    .where(_h.id == HEAD_ID)
+    .values(
+        size=bindparam("h_size"),
+        root=bindparam("h_root"),
+        frontier=bindparam("h_frontier"),
+        last_time=bindparam("h_last_time"),
+    )
+)
+_INSERT_ENTRIES = audit_entries.insert()
+_INSERT_NODES = audit_nodes.insert()
+
+
 def read_head(conn: Connection, *, for_update: bool = False) -> TreeHead:
-    h = audit_head.c
-    query = select(
-        h.size, h.root, h.checkpoint_size, h.checkpoint_at, h.frontier, h.last_time
-    ).where(h.id == HEAD_ID)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).one()
+    row = conn.execute(_READ_HEAD_FOR_UPDATE if for_update else _READ_HEAD).one()
     blob = bytes(row.frontier)
     return TreeHead(
         int(row.size),
@@ -184,12 +198,10 @@ class Appender:
         start = self._written
         if start == len(self._entries):
             return
-        conn.execute(audit_entries.insert(), self._entries[start:] if start else self._entries)
+        conn.execute(_INSERT_ENTRIES, self._entries[start:] if start else self._entries)
         nodes = self._nodes[self._node_marks[start] :]
         if nodes:
-            conn.execute(
-                audit_nodes.insert(), [{"level": lv, "k": k, "hash": h} for lv, k, h in nodes]
-            )
+            conn.execute(_INSERT_NODES, [{"level": lv, "k": k, "hash": h} for lv, k, h in nodes])
         self._written = len(self._entries)
 
     def flush(self, conn: Connection) -> None:
@@ -198,12 +210,11 @@ class Appender:
             return
         self.flush_entries(conn)
         conn.execute(
-            update(audit_head)
-            .where(audit_head.c.id == HEAD_ID)
-            .values(
-                size=self.size,
-                root=self.root(),
-                frontier=b"".join(self.frontier()),
-                last_time=self.now,
-            )
+            _WRITE_HEAD,
+            {
+                "h_size": self.size,
+                "h_root": self.root(),
+                "h_frontier": b"".join(self.frontier()),
+                "h_last_time": self.now,
+            },
         )

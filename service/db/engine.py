@@ -82,12 +82,26 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
             lock.release()
             raise
 
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _on_end(_conn: Any) -> None:
-        lock.release()
-
+    # Released once SQLite's COMMIT or ROLLBACK has returned. SQLAlchemy's `commit` and
+    # `rollback` events fire before it sends them: released there, the lock let the
+    # next writer in while this one was still committing (its fsync), and that writer's
+    # BEGIN IMMEDIATE then waited in SQLite's sleeping busy handler after all.
+    _release_after(engine.dialect, "do_commit", lock)
+    _release_after(engine.dialect, "do_rollback", lock)
     return engine
+
+
+def _release_after(dialect: Any, method: str, lock: _WriteLock) -> None:
+    """Make `dialect.method` (this engine's own dialect object) release `lock` when done."""
+    original = getattr(dialect, method)
+
+    def then_release(dbapi_connection: Any) -> None:
+        try:
+            original(dbapi_connection)
+        finally:
+            lock.release()
+
+    setattr(dialect, method, then_release)
 
 
 def _lock_path(url: str) -> Path | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -233,19 +233,39 @@ class ReceiptSigner:
     key: SigningKey
     clock: Callable[[], float]
 
-    def sign(self, received: Envelope, *, digest: str, audit_index: int) -> bytes:
+    def stamp(self) -> tuple[str, int]:
+        """A receipt's own message id and `iat`, drawn before the writer's lock is taken
+        (the id's random bytes are a system call, which lets the GIL go)."""
         now = self.clock()
+        return new_message_id(now), int(now)
+
+    def sign(
+        self,
+        received: Envelope,
+        *,
+        digest: str,
+        audit_index: int,
+        stamp: tuple[str, int] | None = None,
+    ) -> bytes:
+        message_id, iat = stamp if stamp is not None else self.stamp()
         receipt = receipt_envelope(
             received=received,
             node_party=self.node_party,
-            message_id=new_message_id(now),
-            iat=int(now),
+            message_id=message_id,
+            iat=iat,
             digest=digest,
             audit_index=audit_index,
         )
         # Every member is built here from an already validated envelope, so the
         # receipt is serialized without validating it again (this runs under the lock).
         return jws.sign_compact(self.key, jsonstrict.dumps(receipt.to_dict()))
+
+
+_m = messages.c
+# Built once (each batch runs it): the stored messages of one sender among some ids.
+_KNOWN_MESSAGES = select(_m.message_id, _m.digest, _m.receipt, _m.audit_index).where(
+    _m.sender == bindparam("sender"), _m.message_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def prefetch_existing(conn: Connection, cache: BatchCache, units: Sequence[Unit[Any]]) -> None:
@@ -256,13 +276,8 @@ def prefetch_existing(conn: Connection, cache: BatchCache, units: Sequence[Unit[
     for unit in units:
         if isinstance(unit, AcceptUnit):
             by_sender.setdefault(unit.checked.env.iss, set()).add(unit.checked.env.id)
-    m = messages.c
     for sender, ids in by_sender.items():
-        rows = conn.execute(
-            select(m.message_id, m.digest, m.receipt, m.audit_index).where(
-                m.sender == sender, m.message_id.in_(sorted(ids))
-            )
-        )
+        rows = conn.execute(_KNOWN_MESSAGES, {"sender": sender, "ids": sorted(ids)})
         for row in rows:
             cache.messages.load(
                 (sender, row.message_id),
@@ -281,6 +296,17 @@ class AcceptUnit:
     checked: Checked
     signer: ReceiptSigner
     needs_savepoint: ClassVar[bool] = False
+    # Prepared when the unit is made, in the request's thread: the work of `run` that
+    # needs neither the database nor the audit index, so the writer's lock is not held
+    # for it.
+    _stamp: tuple[str, int] = field(init=False)
+    _accepted: AuditEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.checked
+        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
+        self._stamp = self.signer.stamp()
+        self._accepted = c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail)
 
     def run(self, tx: Tx) -> Stored:
         c = self.checked
@@ -305,9 +331,8 @@ class AcceptUnit:
                 )
             tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
             return Stored(receipt, index, created=False)
-        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
-        index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
-        receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
+        index = tx.audit.append(self._accepted)
+        receipt = self.signer.sign(env, digest=c.digest, audit_index=index, stamp=self._stamp)
         pk = defer_message(
             tx,
             env,

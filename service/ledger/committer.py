@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from service.audit import store
@@ -107,7 +107,7 @@ class Tx:
         for table, rows in by_table.items():
             if "pk" in table.c and "pk" not in rows[0]:
                 raise RuntimeError(f"deferred {table.name} rows need a key from row_key")
-            self.conn.execute(table.insert(), rows)
+            self.conn.execute(_insert_statement(table), rows)
         # Updates after inserts (they may touch rows inserted in this batch). The updates
         # of one row are merged in the order they were deferred, which leaves the row as
         # running them one by one would; then one executemany per table and column set.
@@ -129,6 +129,13 @@ class Tx:
         self.deferred.clear()
         self.updates.clear()
         self.audit.flush_entries(self.conn)
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Insert:
+    """One INSERT per table, built once: a new statement object per batch costs its
+    construction and cache key every time."""
+    return table.insert()
 
 
 @functools.cache

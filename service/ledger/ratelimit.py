@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from service.db.tables import rate_buckets
+
+_b = rate_buckets.c
+# Built once: every batch reads and writes its senders' buckets.
+_READ = select(_b.tokens, _b.updated_at).where(_b.party == bindparam("party"))
+_READ_FOR_UPDATE = _READ.with_for_update()
+_UPDATE = (
+    update(rate_buckets)
+    .where(_b.party == bindparam("b_party"))
+    .values(tokens=bindparam("tokens"), updated_at=bindparam("updated_at"))
+)
+_INSERT = insert(rate_buckets)
 
 
 class RateBuckets:
@@ -32,10 +43,8 @@ class RateBuckets:
 
     def _level(self, party: str, per_second: float, burst: float) -> float:
         if party not in self._levels:
-            query = select(rate_buckets.c.tokens, rate_buckets.c.updated_at).where(
-                rate_buckets.c.party == party
-            )
-            row = self._conn.execute(query.with_for_update() if self._lock else query).first()
+            query = _READ_FOR_UPDATE if self._lock else _READ
+            row = self._conn.execute(query, {"party": party}).first()
             if row is None:
                 level = burst
             else:
@@ -66,8 +75,6 @@ class RateBuckets:
         for party in sorted({party for party, _ in self._journal}):
             values = {"tokens": self._levels[party], "updated_at": self._now}
             if self._stored[party]:
-                self._conn.execute(
-                    update(rate_buckets).where(rate_buckets.c.party == party).values(**values)
-                )
+                self._conn.execute(_UPDATE, {"b_party": party, **values})
             else:
-                self._conn.execute(insert(rate_buckets).values(party=party, **values))
+                self._conn.execute(_INSERT, {"party": party, **values})

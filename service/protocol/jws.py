@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from service.protocol import jsonstrict
+from service.protocol import ed25519, jsonstrict
 from service.protocol.b64 import b64url_decode, b64url_encode
 from service.protocol.keys import (
     MAX_KID_LENGTH,
@@ -140,7 +140,7 @@ def verify_raw(public: PublicKeyType, alg: str, signing_input: bytes, signature:
         raise Problem("bad-signature", f"{alg} signature must be {SIGNATURE_LENGTH} bytes")
     try:
         if alg in EDDSA_ALGS and isinstance(public, Ed25519PublicKey):
-            public.verify(signature, signing_input)
+            ed25519.verify(public, signature, signing_input)
         elif (
             alg == "ES256"
             and isinstance(public, ec.EllipticCurvePublicKey)
@@ -153,7 +153,7 @@ def verify_raw(public: PublicKeyType, alg: str, signing_input: bytes, signature:
             public.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
         else:
             raise Problem("bad-signature", f"alg {alg!r} does not fit the key")
-    except InvalidSignature:
+    except (InvalidSignature, ed25519.InvalidEd25519Signature):
         raise Problem("bad-signature", "signature does not verify") from None
 
 
@@ -167,7 +167,7 @@ def verify(parsed: ParsedJWS, key: PublicKey) -> None:
 def sign_raw(private: PrivateKeyType, alg: str, signing_input: bytes) -> bytes:
     """The JWS signature bytes of `signing_input` (raw R||S for ES256)."""
     if alg in EDDSA_ALGS and isinstance(private, Ed25519PrivateKey):
-        return private.sign(signing_input)
+        return ed25519.sign(private, signing_input)
     if (
         alg == "ES256"
         and isinstance(private, ec.EllipticCurvePrivateKey)
