@@ -8,7 +8,10 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import NodeDep
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
-from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
+from service.api.uploads import awaiting_answer
+from service.attachments.limits import MEMBER as ATTACHMENTS
+from service.exchange.awaiting import Awaiting, AwaitingUnit
+from service.exchange.inbound import AcceptUnit, Checked, Facts, Refused, check_inbound
 from service.exchange.refusals import refusal_unit
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -77,7 +80,11 @@ def _is_jose(content_type: str | None) -> bool:
             "description": "Already received: the original receipt",
             "content": {JOSE: {"schema": {"type": "string"}}},
         },
-        **problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        202: {
+            "description": "Verified; awaiting its attachments (protocol v1.1)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **problems(400, 401, 403, 409, 410, 413, 415, 422, 429, 503),
     },
 )
 async def receive_message(request: Request, node: NodeDep) -> Response:
@@ -102,9 +109,28 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         raise refused.problem from None
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss
+    if checked.env.body.get(ATTACHMENTS) and checked.schema_problem is None:
+        return await _with_attachments(node, checked)
     stored = await node.committer.run(AcceptUnit(checked, node.signer))
     return Response(
         content=stored.receipt,
         status_code=201 if stored.created else 200,
         media_type=JOSE,
+    )
+
+
+async def _with_attachments(node: Node, checked: Checked) -> Response:
+    """A message naming attachments (protocol v1.1): 202 until its files are stored,
+    then accepted as any other (docs/protocol.md, 'The transfer')."""
+    unit = AwaitingUnit(
+        checked,
+        node.signer,
+        store=node.store,
+        upload_window=node.config.attachments.upload_window_seconds,
+    )
+    answer = await node.committer.run(unit)
+    if isinstance(answer, Awaiting):
+        return awaiting_answer(node, checked.env.iss, checked.env.id, answer)
+    return Response(
+        content=answer.receipt, status_code=201 if answer.created else 200, media_type=JOSE
     )

@@ -233,7 +233,14 @@ class ReceiptSigner:
     key: SigningKey
     clock: Callable[[], float]
 
-    def sign(self, received: Envelope, *, digest: str, audit_index: int) -> bytes:
+    def sign(
+        self,
+        received: Envelope,
+        *,
+        digest: str,
+        audit_index: int,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> bytes:
         now = self.clock()
         receipt = receipt_envelope(
             received=received,
@@ -242,6 +249,7 @@ class ReceiptSigner:
             iat=int(now),
             digest=digest,
             audit_index=audit_index,
+            attachments=attachments,
         )
         # Every member is built here from an already validated envelope, so the
         # receipt is serialized without validating it again (this runs under the lock).
@@ -281,11 +289,20 @@ class AcceptUnit:
     checked: Checked
     signer: ReceiptSigner
     needs_savepoint: ClassVar[bool] = False
+    message_pk: int | None = field(default=None, init=False)
 
     def run(self, tx: Tx) -> Stored:
+        self._take_token(tx)
+        existing = self._existing(tx)
+        if existing is not None:
+            return existing
+        return self._accept(tx)
+
+    def _existing(self, tx: Tx) -> Stored | None:
+        """The answer to bytes received before (200 or 409), after the checks that
+        come first; None for a message not yet stored."""
         c = self.checked
         env = c.env
-        self._take_token(tx)
         known = tx.cache.messages
         key = (env.iss, env.id)
         existing = known.get(key)
@@ -296,18 +313,27 @@ class AcceptUnit:
             raise c.stale_problem
         if c.schema_problem is not None:
             raise c.schema_problem
-        if existing is not None:
-            digest, receipt, index = existing
-            if digest != c.digest:
-                raise Problem(
-                    "conflict",
-                    f"message id {env.id} from {env.iss} was already received with other content",
-                )
-            tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
-            return Stored(receipt, index, created=False)
+        if existing is None:
+            return None
+        digest, receipt, index = existing
+        if digest != c.digest:
+            raise Problem(
+                "conflict",
+                f"message id {env.id} from {env.iss} was already received with other content",
+            )
+        tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
+        return Stored(receipt, index, created=False)
+
+    def _accept(self, tx: Tx, attached: list[dict[str, Any]] | None = None) -> Stored:
+        """Store the message, its audit entry and its receipt; `attached`: the summary
+        of its stored attachments (digest, size, media type), committed to by both."""
+        c = self.checked
+        env = c.env
         detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
+        if attached:
+            detail["attachments"] = attached
         index = tx.audit.append(c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail))
-        receipt = self.signer.sign(env, digest=c.digest, audit_index=index)
+        receipt = self.signer.sign(env, digest=c.digest, audit_index=index, attachments=attached)
         pk = defer_message(
             tx,
             env,
@@ -321,7 +347,8 @@ class AcceptUnit:
         )
         if c.disclosed is not None:
             defer_disclosure(tx, env, c.disclosed, message_pk=pk, direction="in", audit_index=index)
-        known.claim(key, KnownMessage(c.digest, receipt, index))
+        tx.cache.messages.claim((env.iss, env.id), KnownMessage(c.digest, receipt, index))
+        self.message_pk = pk
         return Stored(receipt, index, created=True)
 
     def _take_token(self, tx: Tx) -> None:
