@@ -108,6 +108,7 @@ def create_app(
                     interval=config.retention.purge_interval_seconds,
                     stopping=stopping,
                     policy=retention_policy_from_config(config),
+                    store=lambda: node.store,
                 )
             )
             tally_task = asyncio.create_task(

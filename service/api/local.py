@@ -83,7 +83,7 @@ class OutboundIn(BaseModel):
     summary="Sign and queue a message to a partner",
     status_code=202,
     response_model=Accepted,
-    responses=problems(401, 403, 408, 413, 422, 503),
+    responses=problems(401, 403, 408, 413, 415, 422, 503),
 )
 async def submit(
     item: OutboundIn, node: NodeDep, who: ClientDep, request: Request, response: Response

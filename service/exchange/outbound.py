@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 
 from service.attachments.files import check_held
-from service.attachments.limits import check_declared, declared_in
+from service.attachments.limits import check_declared, declared_in, summary
 from service.attachments.rows import defer_attachments
 from service.attachments.store import AttachmentStore
 from service.attachments.uploads import Context, check_json
@@ -224,6 +224,9 @@ class QueueUnit:
             if self.store is None:
                 raise Problem("attachments-not-allowed", "this node keeps no files")
             check_held(tx.conn, self.store, declared)
+        detail: dict[str, Any] = {"removed_fields": p.removed} if p.removed else {}
+        if declared:
+            detail["attachments"] = summary(declared)
         index = tx.audit.append(
             _event(
                 self.req,
@@ -233,7 +236,7 @@ class QueueUnit:
                 message_id=env.id,
                 rule=p.rule_id,
                 digest=p.digest,
-                detail={"removed_fields": p.removed} if p.removed else {},
+                detail=detail,
             )
         )
         pk = defer_message(
