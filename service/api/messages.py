@@ -130,7 +130,7 @@ async def _with_attachments(node: Node, checked: Checked) -> Response:
     )
     answer = await node.committer.run(unit)
     if isinstance(answer, Awaiting):
-        return awaiting_answer(node, checked.env.iss, checked.env.id, answer)
+        return await awaiting_answer(node, checked.env.iss, checked.env.id, answer)
     return Response(
         content=answer.receipt, status_code=201 if answer.created else 200, media_type=JOSE
     )

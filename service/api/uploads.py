@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, select
+from starlette.requests import ClientDisconnect
 
 from service.api.deps import NodeDep, read
 from service.api.openapi import problems
@@ -39,14 +40,14 @@ def offset_of(node: Node, sender: str, message_id: str, item: Declared) -> int:
     return node.store.offset(upload_key(sender, message_id, item.digest))
 
 
-def awaiting_answer(node: Node, sender: str, message_id: str, awaiting: Awaiting) -> Response:
+async def awaiting_answer(node: Node, sender: str, message_id: str, awaiting: Awaiting) -> Response:
     """202: the message waits for its files; where to send each and what is held."""
     base = f"/v1/messages/{sender}/{message_id}/attachments"
     items = [
         {
             "digest": d.digest,
             "url": f"{base}/{d.digest}",
-            "offset": offset_of(node, sender, message_id, d),
+            "offset": await asyncio.to_thread(offset_of, node, sender, message_id, d),
         }
         for d in awaiting.declared
     ]
@@ -110,7 +111,7 @@ async def upload_offset(
     sender: PartyPath, message_id: MessageIdPath, digest: str, request: Request, node: NodeDep
 ) -> Response:
     _, item = await _pending(request, node, sender, message_id, _digest(digest))
-    offset = offset_of(node, sender, message_id, item)
+    offset = await asyncio.to_thread(offset_of, node, sender, message_id, item)
     return Response(status_code=200, headers=_tus_headers(offset, item.size))
 
 
@@ -157,14 +158,18 @@ async def upload_rest(
             )
         return Response(status_code=204, headers=_tus_headers(item.size, item.size))
     key = upload_key(sender, message_id, item.digest)
-    held = await append_stream(
-        node.store,
-        key,
-        offset,
-        request.stream(),
-        item.size,
-        idle=node.config.limits.request_timeout_seconds,
-    )
+    try:
+        held = await append_stream(
+            node.store,
+            key,
+            offset,
+            request.stream(),
+            item.size,
+            idle=node.config.limits.request_timeout_seconds,
+        )
+    except ClientDisconnect:
+        # What arrived is kept; the sender asks for the offset and sends the rest.
+        raise Problem("bad-request", "the connection closed before the bytes ended") from None
     if held == item.size:
         await _complete(node, sender, message_id, pending, item, key)
     return Response(status_code=204, headers=_tus_headers(held, item.size))

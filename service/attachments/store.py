@@ -104,8 +104,12 @@ class FileStore:
         return self._staging / key
 
     def offset(self, key: str) -> int:
+        # A shared lock waits for a request still appending (one whose connection just
+        # broke), so the offset reported is the one the next request must continue at.
         try:
-            return self._stage_path(key).stat().st_size
+            with self._stage_path(key).open("rb") as staged:
+                fcntl.flock(staged.fileno(), fcntl.LOCK_SH)
+                return os.fstat(staged.fileno()).st_size
         except FileNotFoundError:
             return 0
 
@@ -200,15 +204,10 @@ class FileStore:
 
 
 def _lock_exclusively(staged: BinaryIO) -> None:
-    """One request appends to an upload at a time (across processes too): a second is
-    refused at once, rather than interleaving its bytes."""
-    try:
-        fcntl.flock(staged.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise Problem(
-            "upload-offset",
-            "another request is uploading this file; ask for its offset again",
-        ) from None
+    """One request appends to an upload at a time, across processes too: a second one
+    waits for the first to end (a broken connection ends it, or the idle timeout), then
+    finds the offset moved and is answered with the new one, never interleaving bytes."""
+    fcntl.flock(staged.fileno(), fcntl.LOCK_EX)
 
 
 def _sync_directory(path: Path) -> None:
