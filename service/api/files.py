@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from service.api.deps import ClientDep, NodeDep, read
@@ -28,6 +28,16 @@ router = APIRouter(prefix="/v1", tags=["local"], generate_unique_id_function=lam
 class StoredFile(_Answer):
     """A file the node holds: name it in an outbound body's `attachments`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "digest": "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI",
+                "size": 48213,
+                "media_type": "application/pdf",
+            }
+        }
+    )
+
     digest: str = Field(description="sha-256: and the unpadded base64url SHA-256 of the bytes")
     size: int = Field(description="The number of bytes")
     media_type: str = Field(description="The media type, checked against the bytes")
@@ -41,7 +51,12 @@ class StoredFile(_Answer):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "*/*": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "the bytes of the file, e.g. a PDF with Content-Type application/pdf",
+                }
+            },
         }
     },
     responses=problems(401, 403, 408, 413, 415, 422, 503),
@@ -69,7 +84,15 @@ async def store_file(request: Request, node: NodeDep, who: ClientDep) -> StoredF
     summary="The bytes of one attachment of a received message",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "The file's bytes, with its media type",
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "the bytes of the file",
+                }
+            },
+        },
         **problems(401, 403, 404, 422, 503),
     },
 )

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import NodeDep
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
-from service.api.uploads import awaiting_answer
+from service.api.uploads import AwaitingAttachments, awaiting_answer
 from service.attachments.limits import MEMBER as ATTACHMENTS
 from service.exchange.awaiting import Awaiting, AwaitingUnit
 from service.exchange.inbound import AcceptUnit, Checked, Facts, Refused, check_inbound
@@ -82,7 +82,7 @@ def _is_jose(content_type: str | None) -> bool:
         },
         202: {
             "description": "Verified; awaiting its attachments (protocol v1.1)",
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "model": AwaitingAttachments,
         },
         **problems(400, 401, 403, 409, 410, 413, 415, 422, 429, 503),
     },

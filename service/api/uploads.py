@@ -8,7 +8,10 @@ import asyncio
 import hmac
 from typing import Any
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, select
 from starlette.requests import ClientDisconnect
@@ -27,6 +30,38 @@ from service.protocol.problems import Problem
 from service.runtime import Node
 
 router = APIRouter(tags=["exchange"])
+
+EXAMPLE_DIGEST = "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI"
+EXAMPLE_URL = (
+    "/v1/messages/UZ:MIA/0193a4c1-7d2e-7a55-9b1e-2f0c6d8e4a17/attachments/" + EXAMPLE_DIGEST
+)
+
+
+class UploadOffer(BaseModel):
+    """Where to send one attachment and how much of it the node holds."""
+
+    digest: str = Field(description="the attachment's digest, as the body names it")
+    url: str = Field(description="its upload URL, relative to the node")
+    offset: int = Field(description="the bytes the node holds durably")
+
+
+class AwaitingAttachments(BaseModel):
+    """202 to a message naming attachments: it is verified and waits for its files."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "awaiting-attachments",
+                "upload_token": "Q2hhbmdlIG1lOiB0aGlzIGlzIGFuIGV4YW1wbGUgdG9r",
+                "attachments": [{"digest": EXAMPLE_DIGEST, "url": EXAMPLE_URL, "offset": 0}],
+            }
+        }
+    )
+
+    status: Literal["awaiting-attachments"]
+    upload_token: str = Field(description="the bearer token of this message's uploads")
+    attachments: list[UploadOffer]
+
 
 TUS_VERSION = "1.0.0"
 OFFSET_STREAM = "application/offset+octet-stream"
@@ -51,12 +86,12 @@ async def awaiting_answer(node: Node, sender: str, message_id: str, awaiting: Aw
         }
         for d in awaiting.declared
     ]
-    content: dict[str, Any] = {
-        "status": "awaiting-attachments",
-        "upload_token": awaiting.upload_token,
-        "attachments": items,
-    }
-    return JSONResponse(content, status_code=202)
+    answer = AwaitingAttachments(
+        status="awaiting-attachments",
+        upload_token=awaiting.upload_token,
+        attachments=[UploadOffer(**item) for item in items],
+    )
+    return JSONResponse(answer.model_dump(), status_code=202)
 
 
 def _tus_headers(offset: int, size: int) -> dict[str, str]:
@@ -105,7 +140,16 @@ async def _pending(
     summary="How much of an attachment the node holds (tus 1.0; ask with HEAD)",
     status_code=200,
     response_class=Response,
-    responses=problems(401, 404, 410),
+    responses={
+        200: {
+            "description": "The held offset in `Upload-Offset`, the size in `Upload-Length`",
+            "headers": {
+                "Upload-Offset": {"schema": {"type": "integer"}, "example": 1048576},
+                "Upload-Length": {"schema": {"type": "integer"}, "example": 48213000},
+            },
+        },
+        **problems(401, 404, 410, 422),
+    },
 )
 async def upload_offset(
     sender: PartyPath, message_id: MessageIdPath, digest: str, request: Request, node: NodeDep
@@ -136,7 +180,12 @@ def _declared_offset(request: Request) -> int:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {OFFSET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                OFFSET_STREAM: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "the bytes of the file from Upload-Offset on",
+                }
+            },
         }
     },
     responses=problems(400, 401, 404, 409, 410, 413, 415, 422),

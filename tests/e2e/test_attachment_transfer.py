@@ -126,7 +126,8 @@ def test_a_receiver_killed_mid_upload_completes_after_restart_with_nothing_store
         assert proxy.reached.wait(120), "the upload never reached the cut"
         processes["tj"].kill()  # SIGKILL, with part of the file staged
         staged = _staged(pair.stores["tj"])
-        assert len(staged) == 1 and 0 < staged[0].stat().st_size < size
+        assert len(staged) == 1
+        assert 0 < staged[0].stat().st_size < size
         proxy.release()
         processes["tj"].start()
         pair.kz.delivered(message_id, timeout=120)
