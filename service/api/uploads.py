@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 from starlette.requests import ClientDisconnect
 
