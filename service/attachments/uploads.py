@@ -28,18 +28,20 @@ STATISTICS: Final = "statistics.migration-flows"
 
 
 async def _next_block(chunks: AsyncIterator[bytes], idle: float) -> bytes:
+    """Up to BLOCK_SIZE bytes of the stream (fewer at its end); each block must arrive
+    within `idle` seconds."""
     block = bytearray()
-    while len(block) < BLOCK_SIZE:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            break
-        except TimeoutError:
-            raise Problem(
-                "request-timeout", f"no bytes of the upload arrived within {idle:g} s"
-            ) from None
-        block += chunk
+    try:
+        async with asyncio.timeout(idle):
+            while len(block) < BLOCK_SIZE:
+                try:
+                    block += await anext(chunks)
+                except StopAsyncIteration:
+                    break
+    except TimeoutError:
+        raise Problem(
+            "request-timeout", f"the upload's bytes did not arrive within {idle:g} s"
+        ) from None
     return bytes(block)
 
 
