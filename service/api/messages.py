@@ -109,8 +109,10 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         raise refused.problem from None
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss
-    if checked.env.body.get(ATTACHMENTS) and checked.schema_problem is None:
-        return await _with_attachments(node, checked)
+    if checked.env.body.get(ATTACHMENTS):
+        answer = await _with_attachments(node, checked, raw)
+        if answer is not None:
+            return answer
     stored = await node.committer.run(AcceptUnit(checked, node.signer))
     return Response(
         content=stored.receipt,
@@ -119,14 +121,31 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
     )
 
 
-async def _with_attachments(node: Node, checked: Checked) -> Response:
+async def _with_attachments(node: Node, checked: Checked, raw: bytes) -> Response | None:
     """A message naming attachments (protocol v1.1): 202 until its files are stored,
-    then accepted as any other (docs/protocol.md, 'The transfer')."""
+    then accepted as any other (docs/protocol.md, 'The transfer'). None: answer it as
+    any message (a schema refusal, or a stale message whose checks fail at its `iat`).
+
+    Uploading large files may take longer than the clock skew, so a message that was
+    verified within the skew and awaits its files is not refused as stale when its
+    bytes come back: its checks are run as of its own `iat`, and the unit refuses it as
+    stale only if it is not awaiting."""
+    stale = checked.stale_problem
+    if stale is not None:
+        try:
+            checked = await run_in_threadpool(
+                check_inbound, node.policy, raw, float(checked.env.iat)
+            )
+        except Refused:
+            return None
+    if checked.schema_problem is not None:
+        return None
     unit = AwaitingUnit(
         checked,
         node.signer,
         store=node.store,
         upload_window=node.config.attachments.upload_window_seconds,
+        stale=stale,
     )
     answer = await node.committer.run(unit)
     if isinstance(answer, Awaiting):

@@ -70,6 +70,8 @@ def incomplete(sender: str, message_id: str) -> Problem:
 class AwaitingUnit(AcceptUnit):
     store: AttachmentStore | None = None
     upload_window: float = 86_400.0
+    # The message is outside the clock skew: refused unless it awaits its files.
+    stale: Problem | None = None
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> Stored | Awaiting:  # type: ignore[override]
@@ -84,6 +86,8 @@ class AwaitingUnit(AcceptUnit):
         where = (p.sender == c.env.iss, p.message_id == c.env.id)
         row = tx.conn.execute(select(pending_messages).where(*where)).first()
         if row is None:
+            if self.stale is not None:
+                raise self.stale
             return self._await(tx, declared)
         if row.digest != c.digest:
             raise Problem(

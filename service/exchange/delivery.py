@@ -186,7 +186,9 @@ class DeliveryWorker:
             await self._record(job, result, job.copies[-1], now)
             return
         copy = job.copies[-1]
-        if now - copy.iat > self.settings.resign_after:
+        if now - copy.iat > self.settings.resign_after and not _names_attachments(copy):
+            # (A message with attachments keeps its bytes: the partner holds it as
+            # awaiting its files and takes those same bytes after the skew.)
             copy = await self._resign(job, copy, now)
         result = await self._post(partner, copy)
         if result.outcome == "conflict":
@@ -339,6 +341,11 @@ class DeliveryWorker:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return float(min(delay, s.backoff_max))
+
+
+def _names_attachments(copy: SignedCopy) -> bool:
+    sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+    return bool(declared_in(sent.body))
 
 
 # A receipt or a problem document is a few kilobytes; a partner's answer is read up to

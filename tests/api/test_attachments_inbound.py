@@ -228,3 +228,24 @@ def test_a_message_whose_window_closed_is_refused_as_incomplete(
     assert (resp.status_code, resp.json()["code"]) == (410, "attachment-incomplete")
     # The message is stale by now as well; a re-post of it is refused either way.
     assert post(client, token).status_code in (410, 422)
+
+
+def test_a_message_awaiting_its_files_longer_than_the_skew_is_still_accepted(
+    client: TestClient, federation: Federation, clock: FixedClock
+) -> None:
+    # A large file on a slow link may take longer than the clock skew (300 s) to upload.
+    token = _signed(federation, [item(PDF)])
+    offer = post(client, token).json()
+    clock.advance(1800)
+    assert _upload(client, offer, 0, PDF).status_code == 204
+    assert post(client, token).status_code == 201
+
+
+def test_a_stale_message_that_awaits_nothing_is_refused_as_stale(
+    client: TestClient, federation: Federation, clock: FixedClock
+) -> None:
+    token = _signed(federation, [item(PDF)])
+    clock.advance(1800)
+    resp = post(client, token)
+    assert (resp.status_code, resp.json()["code"]) == (422, "stale")
+    assert _count(client, pending_messages) == 0
