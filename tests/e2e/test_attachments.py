@@ -148,3 +148,48 @@ def test_the_same_file_in_two_messages_is_stored_once_at_the_receiver(pair: Pair
         _round_trip(pair, "migration.violation-notice", body, files)
     name = digest(pdf).removeprefix("sha-256:")
     assert [p.name for p in pair.stored_objects("tj")].count(name) == 1
+
+
+def _large_dataset() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A monthly dataset of 28,800 observations (about 5 MB of JSON): over the 1 MiB
+    message limit."""
+    periods = [f"{year}-{month:02d}" for year in range(2000, 2025) for month in range(1, 13)]
+    partners = ["UZB", "TJK", "KGZ", "RUS", "CHN", "TUR", "AFG", "IRN"]
+    indicators = ["ENTRY", "EXIT", "WORK_PERMIT", "EXPELLED"]
+    sexes = ["M", "F", "_T"]
+    body = example_body("statistics.migration-flows")
+    del body["observations"]
+    body["structure"]["dimensions"].update(
+        FREQ=["M"], TIME_PERIOD=periods, COUNTERPART_AREA=partners, INDICATOR=indicators,
+        SEX=sexes,
+    )  # fmt: skip
+    observations = [
+        {
+            "FREQ": "M",
+            "REF_AREA": "KAZ",
+            "COUNTERPART_AREA": area,
+            "INDICATOR": indicator,
+            "SEX": sex,
+            "AGE": "_T",
+            "TIME_PERIOD": period,
+            "OBS_VALUE": 1000 + n % 977,
+            "UNIT_MEASURE": "PS",
+            "OBS_STATUS": "A",
+            "CONF_STATUS": "F",
+        }
+        for n, (period, area, indicator, sex) in enumerate(
+            (p, a, i, s) for p in periods for a in partners for i in indicators for s in sexes
+        )
+    ]
+    return body, observations
+
+
+def test_a_dataset_larger_than_the_message_limit_travels_as_its_attachment(pair: Pair) -> None:
+    body, observations = _large_dataset()
+    data = json.dumps(observations).encode()
+    assert len(data) > 1024 * 1024
+    inline = pair.kz.send(pair.tj.party, "statistics.migration-flows",
+                          {**body, "observations": observations})  # fmt: skip
+    assert (inline.status_code, inline.json()["code"]) == (413, "too-large")
+    named, files = _with_files(pair, (data, "application/json", "observations.json"))
+    _round_trip(pair, "statistics.migration-flows", {**body, "attachments": named}, files)
