@@ -16,12 +16,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
-from service.attachments.limits import Declared, check_declared, declared_in, summary
+from service.attachments.limits import Declared, check_declared, declared_in, summary, upload_key
 from service.attachments.rows import defer_attachments
 from service.attachments.store import AttachmentStore
 from service.audit import entries as ev
+from service.audit.entries import AuditEvent
 from service.db.tables import pending_messages
 from service.exchange.inbound import AcceptUnit, Stored
 from service.ledger.committer import Tx
@@ -127,3 +128,51 @@ class AwaitingUnit(AcceptUnit):
             )
         )
         return Awaiting(token, declared)
+
+
+@dataclass
+class ExpireUnit:
+    """Expire the messages whose upload window closed before every file was stored:
+    each expiry is audited as a refusal (`attachment-incomplete`) and the row kept
+    (marked `expired_at`), so later posts and uploads are refused; the staging keys of
+    their files are returned, to be discarded once this commits."""
+
+    now: float
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> list[str]:
+        p = pending_messages.c
+        rows = tx.conn.execute(
+            select(pending_messages).where(p.expires_at < self.now, p.expired_at.is_(None))
+        ).all()
+        keys: list[str] = []
+        for row in rows:
+            pending = read_pending(row)
+            env = pending.envelope()
+            problem = incomplete(env.iss, env.id)
+            tx.audit.append(
+                AuditEvent(
+                    ev.MESSAGE_REFUSED,
+                    "refused",
+                    party=env.iss,
+                    sender=env.iss,
+                    recipient=env.aud,
+                    message_id=env.id,
+                    type=env.type,
+                    agreement=env.agreement,
+                    purpose=env.purpose,
+                    code=problem.code,
+                    digest=pending.digest,
+                    detail={"status": problem.status, "attachments": summary(pending.declared)},
+                )
+            )
+            keys.extend(upload_key(env.iss, env.id, d.digest) for d in pending.declared)
+            tx.conn.execute(
+                update(pending_messages)
+                .where(p.sender == row.sender, p.message_id == row.message_id)
+                .values(expired_at=self.now)
+            )
+        return keys
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing expired; the next run tries again."""

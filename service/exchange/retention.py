@@ -37,6 +37,7 @@ from service.db.tables import (
     signed_versions,
 )
 from service.db.tables import files as files_table
+from service.exchange.awaiting import ExpireUnit
 from service.exchange.periods import DAY, PurgeRule, RetentionPolicy
 from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.problems import Problem
@@ -258,6 +259,10 @@ def purge_sync(
         name: CategoryReport(policy.days_for(name))
         for name in dict.fromkeys(rule.category for rule in policy.rules())
     }
+    if store is not None:
+        # Uploads whose window closed: expired (and audited) first, files dropped after.
+        for key in committer.run_sync(ExpireUnit(now)):
+            store.discard(key)
     pending = tuple(policy.rules())
     while pending:
         done: list[tuple[PurgeRule, PurgeBatch]] = committer.run_sync(

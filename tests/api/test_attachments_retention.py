@@ -124,3 +124,25 @@ def test_audit_messages_checks_each_file_against_the_logged_digest(
         "its stored bytes do not hash to its digest",
         "its file is not in the attachment store",
     ]
+
+
+def test_an_upload_whose_window_closed_is_expired_audited_and_its_bytes_dropped(
+    client: TestClient, federation: Federation, clock: FixedClock
+) -> None:
+    node = node_of(client)
+    body = {**example_body(TYPE), "attachments": [item(PDF)]}
+    env = envelope_for(federation.uz, msg_type=TYPE, body=body, iat=int(clock.now), **EXCHANGE)
+    offer = post(client, federation.uz.sign(env)).json()
+    assert _upload(client, offer, 0, PDF[:1000]).status_code == 204
+    staging = node.store.root / "staging"
+    assert [p.stat().st_size for p in staging.iterdir()] == [1000]
+
+    clock.advance(86_401)
+    _purge(client, clock)
+    assert list(staging.iterdir()) == []
+    [refused] = [e for e in audit_entries(client) if e["event"] == "message.refused"]
+    assert (refused["code"], refused["message_id"]) == ("attachment-incomplete", env.id)
+    _purge(client, clock)  # expired once: no second entry
+    assert len([e for e in audit_entries(client) if e["event"] == "message.refused"]) == 1
+    resp = _upload(client, offer, 0, PDF)
+    assert (resp.status_code, resp.json()["code"]) == (410, "attachment-incomplete")
