@@ -23,6 +23,7 @@ BENCHMARKS = (
     "proofs",
     "verify",
     "delivery",
+    "attachments",
     "flood",
     "witness",
     "console",

@@ -467,20 +467,24 @@ def audit_messages(
     ],
 ) -> None:
     """Check the stored messages against the log: bytes, digests, nothing missing."""
+    from service.attachments.store import FileStore
     from service.audit.stored import check_stored
     from service.config import load_config
     from service.db.engine import create_engines
 
     cfg = load_config(config, check_key_files=False)
     engines = create_engines(cfg.database_url)
+    directory = Path(cfg.attachments.directory)
+    store = FileStore(directory) if directory.is_dir() else None
     try:
         with export.open("rb") as lines:
-            report = check_stored(engines.reader, lines)
+            report = check_stored(engines.reader, lines, store)
     finally:
         engines.dispose()
     summary = (
         f"{report.messages} messages ({report.purged} with purged bytes, {report.unsent} "
-        f"re-signed and not yet sent) and {report.copies} signed copies"
+        f"re-signed and not yet sent), {report.copies} signed copies and {report.files} "
+        "attachments"
     )
     if report.ok:
         typer.echo(f"ok: {summary} agree with the log")
@@ -552,7 +556,10 @@ def retention_purge(config: ConfigOpt) -> None:
     node = _with_node(config)
     try:
         report = purge_sync(
-            node.committer, now=time.time(), policy=retention_policy_from_config(node.config)
+            node.committer,
+            now=time.time(),
+            policy=retention_policy_from_config(node.config),
+            store=node.store,
         )
     finally:
         node.close()

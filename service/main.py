@@ -18,12 +18,14 @@ from fastapi_offline import FastAPIOffline
 from service.api import (
     audit,
     errors,
+    files,
     health,
     holds,
     local,
     messages,
     openapi,
     privacy,
+    uploads,
     wellknown,
     witness,
 )
@@ -90,6 +92,7 @@ def create_app(
                 settings=settings,
                 transport=http,
                 owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                store=lambda: node.store,
             )
             if run_delivery:
                 worker_task = asyncio.create_task(node.delivery.run_forever(stopping))
@@ -105,6 +108,7 @@ def create_app(
                     interval=config.retention.purge_interval_seconds,
                     stopping=stopping,
                     policy=retention_policy_from_config(config),
+                    store=lambda: node.store,
                 )
             )
             tally_task = asyncio.create_task(
@@ -146,7 +150,15 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     observability.install(app)
-    for router in (messages.router, local.router, audit.router, wellknown.router, health.router):
+    for router in (
+        messages.router,
+        uploads.router,
+        local.router,
+        files.router,
+        audit.router,
+        wellknown.router,
+        health.router,
+    ):
         app.include_router(router)
     if config.console.enabled:
         console.install(app)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from service.api.tokens import TokenStore
+from service.attachments.store import AttachmentStore, FileStore
 from service.audit import entries as ev
 from service.audit.checkpoint import Checkpoint, log_origin, sign_checkpoint
 from service.audit.entries import AuditEvent
@@ -66,6 +67,15 @@ class Node:
     cosigner: Cosigner | None = None
     witnessing: Witnessing | None = None
     submit: SubmitSettings | None = None
+    _store: AttachmentStore | None = None
+
+    @property
+    def store(self) -> AttachmentStore:
+        """The attachment store (`attachments.directory`), made on first use so that a
+        node that never sees a file needs no directory for it."""
+        if self._store is None:
+            self._store = FileStore(Path(self.config.attachments.directory))
+        return self._store
 
     @property
     def audit_vkey(self) -> str:

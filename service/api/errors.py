@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -141,6 +142,13 @@ class BodyRefused(StarletteHTTPException):
 # Routes that audit their own refusals: an oversized declared body is refused when the
 # route reads it, not before, so that the route can record the refusal.
 _SELF_AUDITED = frozenset({"/v1/messages"})
+# Streams of attachment bytes (protocol v1.1): bounded by the declared or configured
+# size of the file and read a block at a time, each within the request timeout.
+_STREAMED = re.compile(r"^/v1/(?:files|messages/[^/]+/[^/]+/attachments/[^/]+)$")
+
+
+def is_stream(scope: Scope) -> bool:
+    return scope["method"] in ("PATCH", "POST") and _STREAMED.match(scope["path"]) is not None
 
 
 class BodyLimit:
@@ -157,7 +165,7 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         node = getattr(scope["app"].state, "node", None) if "app" in scope else None
-        if scope["type"] != "http" or node is None:
+        if scope["type"] != "http" or node is None or is_stream(scope):
             await self.app(scope, receive, send)
             return
         limit: int = node.config.limits.max_message_bytes

@@ -83,7 +83,7 @@ class OutboundIn(BaseModel):
     summary="Sign and queue a message to a partner",
     status_code=202,
     response_model=Accepted,
-    responses=problems(401, 403, 408, 413, 422, 503),
+    responses=problems(401, 403, 408, 413, 415, 422, 503),
 )
 async def submit(
     item: OutboundIn, node: NodeDep, who: ClientDep, request: Request, response: Response
@@ -95,7 +95,10 @@ async def submit(
     # thread, so that it does not hold up other requests.
     declared = content_length(request.scope)
     inline = declared is not None and declared <= INLINE_LIMIT
-    queued = await queue_outbound(node.outbound, node.committer, req, node.clock(), inline=inline)
+    store = node.store if item.body.get("attachments") else None
+    queued = await queue_outbound(
+        node.outbound, node.committer, req, node.clock(), inline=inline, store=store
+    )
     request.state.message_id = queued.message_id
     if node.delivery is not None:
         node.delivery.wake()

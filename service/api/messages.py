@@ -8,7 +8,10 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import NodeDep
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
-from service.exchange.inbound import AcceptUnit, Facts, Refused, check_inbound
+from service.api.uploads import AwaitingAttachments, awaiting_answer
+from service.attachments.limits import MEMBER as ATTACHMENTS
+from service.exchange.awaiting import Awaiting, AwaitingUnit
+from service.exchange.inbound import AcceptUnit, Checked, Facts, Refused, check_inbound
 from service.exchange.refusals import refusal_unit
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -77,7 +80,11 @@ def _is_jose(content_type: str | None) -> bool:
             "description": "Already received: the original receipt",
             "content": {JOSE: {"schema": {"type": "string"}}},
         },
-        **problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        202: {
+            "description": "Verified; awaiting its attachments (protocol v1.1)",
+            "model": AwaitingAttachments,
+        },
+        **problems(400, 401, 403, 409, 410, 413, 415, 422, 429, 503),
     },
 )
 async def receive_message(request: Request, node: NodeDep) -> Response:
@@ -102,9 +109,47 @@ async def receive_message(request: Request, node: NodeDep) -> Response:
         raise refused.problem from None
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss
+    if checked.env.body.get(ATTACHMENTS):
+        answer = await _with_attachments(node, checked, raw)
+        if answer is not None:
+            return answer
     stored = await node.committer.run(AcceptUnit(checked, node.signer))
     return Response(
         content=stored.receipt,
         status_code=201 if stored.created else 200,
         media_type=JOSE,
+    )
+
+
+async def _with_attachments(node: Node, checked: Checked, raw: bytes) -> Response | None:
+    """A message naming attachments (protocol v1.1): 202 until its files are stored,
+    then accepted as any other (docs/protocol.md, 'The transfer'). None: answer it as
+    any message (a schema refusal, or a stale message whose checks fail at its `iat`).
+
+    Uploading large files may take longer than the clock skew, so a message that was
+    verified within the skew and awaits its files is not refused as stale when its
+    bytes come back: its checks are run as of its own `iat`, and the unit refuses it as
+    stale only if it is not awaiting."""
+    stale = checked.stale_problem
+    if stale is not None:
+        try:
+            checked = await run_in_threadpool(
+                check_inbound, node.policy, raw, float(checked.env.iat)
+            )
+        except Refused:
+            return None
+    if checked.schema_problem is not None:
+        return None
+    unit = AwaitingUnit(
+        checked,
+        node.signer,
+        store=node.store,
+        upload_window=node.config.attachments.upload_window_seconds,
+        stale=stale,
+    )
+    answer = await node.committer.run(unit)
+    if isinstance(answer, Awaiting):
+        return await awaiting_answer(node, checked.env.iss, checked.env.id, answer)
+    return Response(
+        content=answer.receipt, status_code=201 if answer.created else 200, media_type=JOSE
     )

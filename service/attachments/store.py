@@ -12,6 +12,7 @@ it the same way (a multipart upload as the staging, the digest as the object key
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -103,14 +104,19 @@ class FileStore:
         return self._staging / key
 
     def offset(self, key: str) -> int:
+        # A shared lock waits for a request still appending (one whose connection just
+        # broke), so the offset reported is the one the next request must continue at.
         try:
-            return self._stage_path(key).stat().st_size
+            with self._stage_path(key).open("rb") as staged:
+                fcntl.flock(staged.fileno(), fcntl.LOCK_SH)
+                return os.fstat(staged.fileno()).st_size
         except FileNotFoundError:
             return 0
 
     def append(self, key: str, offset: int, chunks: Iterable[bytes], size: int) -> int:
         path = self._stage_path(key)
         with path.open("ab") as staged:
+            _lock_exclusively(staged)
             held = staged.seek(0, os.SEEK_END)
             if offset != held:
                 raise Problem(
@@ -128,15 +134,15 @@ class FileStore:
                             f"the attachment is declared as {size} bytes; more were sent",
                         )
                     staged.write(chunk)
-            except BaseException:
-                # Nothing of a refused or broken request is kept beyond what it
-                # could not change: the bytes held before it.
+            except Problem:
+                # Nothing of a refused request is kept: the bytes held before it stay.
                 staged.flush()
                 staged.truncate(held)
-                os.fsync(staged.fileno())
                 raise
-            staged.flush()
-            os.fsync(staged.fileno())
+            finally:
+                # A broken request keeps what arrived (tus: only the rest is sent again).
+                staged.flush()
+                os.fsync(staged.fileno())
             return written
 
     def staged(self, key: str) -> BinaryIO:
@@ -164,7 +170,12 @@ class FileStore:
             self.discard(key)
             return Stored(digest, size, written=False)
         target.parent.mkdir(exist_ok=True)
-        os.replace(path, target)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            if target.exists():  # a concurrent completion of the same upload moved it
+                return Stored(digest, size, written=False)
+            raise
         _sync_directory(target.parent)
         _sync_directory(self._staging)
         return Stored(digest, size, written=True)
@@ -190,6 +201,13 @@ class FileStore:
             return False
         _sync_directory(path.parent)
         return True
+
+
+def _lock_exclusively(staged: BinaryIO) -> None:
+    """One request appends to an upload at a time, across processes too: a second one
+    waits for the first to end (a broken connection ends it, or the idle timeout), then
+    finds the offset moved and is answered with the new one, never interleaving bytes."""
+    fcntl.flock(staged.fileno(), fcntl.LOCK_EX)
 
 
 def _sync_directory(path: Path) -> None:

@@ -6,7 +6,9 @@ log (verified first with `migex audit verify`): every stored message and signed 
 must hash to its digest, that digest must be in the log under the message's id, and
 every message the log says was accepted or queued must still be stored. A message
 whose bytes were purged under the retention period keeps its digest, which is still
-checked against the log. Lines whose search columns differ from their entry are
+checked against the log. Each attachment a message names must be among the files its
+creating entry lists and, unless purged, be in the attachment store with bytes that
+hash to its digest. Lines whose search columns differ from their entry are
 reported too (see `service.audit.columns`).
 """
 
@@ -17,11 +19,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
+from service.attachments.store import AttachmentStore, digest_of
 from service.audit import entries as ev
 from service.audit.columns import column_mismatches
-from service.db.tables import messages, outbox, signed_versions
+from service.db.tables import attachments, messages, outbox, signed_versions
 from service.protocol.receipts import message_digest
 
 # The event that created a stored message, by the message's direction.
@@ -36,6 +39,7 @@ class StoredReport:
     copies: int = 0
     purged: int = 0
     unsent: int = 0
+    files: int = 0
     findings: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +51,8 @@ class StoredReport:
 class _Logged:
     digests: dict[str, set[str]] = field(default_factory=dict)
     created: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The attachment digests the creating entry of each message committed to.
+    files: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
 
     def add_digest(self, message_id: str, digest: object) -> None:
@@ -82,12 +88,49 @@ def _read_log(lines: Iterable[bytes]) -> _Logged:
             if isinstance(detail, dict):
                 logged.add_digest(message_id, detail.get("message_digest"))
         if event in _CREATING:
-            logged.created.setdefault((_CREATING[event], message_id), int(entry["index"]))
+            key = (_CREATING[event], message_id)
+            logged.created.setdefault(key, int(entry["index"]))
+            detail = entry.get("detail")
+            named = detail.get("attachments") if isinstance(detail, dict) else None
+            if isinstance(named, list):
+                logged.files.setdefault(key, set()).update(
+                    str(a.get("digest")) for a in named if isinstance(a, dict)
+                )
     return logged
 
 
-def check_stored(engine: Engine, export: Iterable[bytes]) -> StoredReport:
-    """Check the messages stored in `engine`'s database against the exported log."""
+def _check_files(
+    conn: Connection, store: AttachmentStore | None, logged: _Logged, report: StoredReport
+) -> None:
+    """Each file a stored message names is in the log's entry for it and, unless purged,
+    in the store with bytes that hash to that digest."""
+    a, m = attachments.c, messages.c
+    rows = conn.execute(
+        select(m.direction, m.message_id, a.position, a.digest, a.purged_at)
+        .join(messages, m.pk == a.message_pk)
+        .order_by(a.message_pk, a.position)
+    )
+    for row in rows:
+        report.files += 1
+        name = f"message {row.message_id} ({row.direction}), attachment {row.position}"
+        if row.digest not in logged.files.get((row.direction, row.message_id), set()):
+            report.findings.append(f"{name}: its digest is not in the log's entry")
+        if row.purged_at is not None or store is None:
+            continue
+        if not store.exists(row.digest):
+            report.findings.append(f"{name}: its file is not in the attachment store")
+            continue
+        with store.open(row.digest) as stream:
+            found, _ = digest_of(stream)
+        if found != row.digest:
+            report.findings.append(f"{name}: its stored bytes do not hash to its digest")
+
+
+def check_stored(
+    engine: Engine, export: Iterable[bytes], store: AttachmentStore | None = None
+) -> StoredReport:
+    """Check the messages stored in `engine`'s database against the exported log, and
+    their attachment files in `store`."""
     logged = _read_log(export)
     report = StoredReport(findings=list(logged.findings))
     stored: set[tuple[str, str]] = set()
@@ -126,6 +169,7 @@ def check_stored(engine: Engine, export: Iterable[bytes]) -> StoredReport:
                 report.unsent += 1
                 continue
             report.findings.append(f"{name}: its digest is not in the log")
+        _check_files(conn, store, logged, report)
     for (direction, message_id), index in sorted(logged.created.items(), key=lambda i: i[1]):
         if (direction, message_id) not in stored:
             report.findings.append(

@@ -8,6 +8,7 @@ registry) from it.
 
 from service.config.model import (
     AgreementConfig,
+    AttachmentStoreConfig,
     AuditConfig,
     ConfigError,
     ConfigProblem,
@@ -17,6 +18,7 @@ from service.config.model import (
     ListenConfig,
     NodeConfig,
     NodeSection,
+    PartnerAttachmentsConfig,
     PartnerConfig,
     PartnerKeyConfig,
     RateLimitConfig,
@@ -33,6 +35,7 @@ from service.config.model import (
 
 __all__ = [
     "AgreementConfig",
+    "AttachmentStoreConfig",
     "AuditConfig",
     "ConfigError",
     "ConfigProblem",
@@ -42,6 +45,7 @@ __all__ = [
     "ListenConfig",
     "NodeConfig",
     "NodeSection",
+    "PartnerAttachmentsConfig",
     "PartnerConfig",
     "PartnerKeyConfig",
     "RateLimitConfig",

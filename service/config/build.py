@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from service.attachments.limits import AttachmentLimits
 from service.config.model import AgreementConfig, NodeConfig, PartnerConfig, PartnerKeyConfig
 from service.exchange.periods import AgreementPeriods, RetentionPolicy
 from service.partners.agreements import Agreement
@@ -54,6 +55,14 @@ def partner_from_config(p: PartnerConfig) -> Partner:
         rate_per_second=p.rate_limit.per_second,
         rate_burst=p.rate_limit.burst,
         rules=rules,
+        attachments=None
+        if p.attachments is None
+        else AttachmentLimits(
+            max_count=p.attachments.max_count,
+            max_bytes=p.attachments.max_bytes,
+            max_total_bytes=p.attachments.max_total_bytes,
+            media_types=frozenset(p.attachments.media_types),
+        ),
     )
 
 

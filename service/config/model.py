@@ -75,6 +75,7 @@ from service.partners.rules import Direction
 __all__ = [
     "AgreementConfig",
     "AgreementRetentionConfig",
+    "AttachmentStoreConfig",
     "AuditConfig",
     "ConfigError",
     "ConfigProblem",
@@ -84,6 +85,7 @@ __all__ = [
     "ListenConfig",
     "NodeConfig",
     "NodeSection",
+    "PartnerAttachmentsConfig",
     "PartnerConfig",
     "PartnerKeyConfig",
     "PrivacyConfig",
@@ -289,6 +291,39 @@ class DeliveryProofsConfig(_Section):
     policy_file: FilePath
 
 
+MediaType = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$"),
+]
+Bytes = Annotated[int, Field(ge=1, le=2**53 - 1)]
+
+
+class PartnerAttachmentsConfig(_Section):
+    """Protocol v1.1 attachments with a partner, both ways (docs/protocol.md): the limits
+    on what it may send this node, and what this node sends it. A partner without this
+    block speaks v1 as far as attachments go: it may send none and is sent none."""
+
+    max_count: Annotated[int, Field(ge=1, le=100)] = 10
+    max_bytes: Bytes = 50 * 1024 * 1024
+    max_total_bytes: Bytes = 200 * 1024 * 1024
+    media_types: Annotated[tuple[MediaType, ...], Lax, Field(min_length=1)] = (
+        "application/pdf",
+        "image/jpeg",
+        "image/png",
+        "image/tiff",
+    )
+
+
+class AttachmentStoreConfig(_Section):
+    """Where attachment bytes live (a directory; relative to this file) and how long
+    a partner has to upload the files of a message."""
+
+    directory: FilePath = Path("attachments")
+    upload_window_seconds: Seconds = 86_400.0
+    # The largest file the agency's systems may hand the node (POST /v1/files).
+    max_file_bytes: Bytes = 2 * 1024**3
+
+
 class PartnerConfig(_Section):
     party: Party
     name: Text
@@ -297,6 +332,7 @@ class PartnerConfig(_Section):
     rate_limit: RateLimitConfig = RateLimitConfig()
     rules: Annotated[tuple[RuleConfig, ...], Lax] = ()
     delivery_proofs: DeliveryProofsConfig | None = None
+    attachments: PartnerAttachmentsConfig | None = None
 
 
 class WitnessLogConfig(_Section):
@@ -340,6 +376,7 @@ class NodeConfig(_Section):
     audit: AuditConfig = AuditConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     retention: RetentionConfig = RetentionConfig()
+    attachments: AttachmentStoreConfig = AttachmentStoreConfig()
     console: ConsoleConfig = ConsoleConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     agreements: Annotated[tuple[AgreementConfig, ...], Lax] = ()
@@ -527,9 +564,13 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
     if witnessed_by is not None:
         policy = _place(witnessed_by.policy_file, base, None)
         witnessed_by = witnessed_by.model_copy(update={"policy_file": policy})
+    store = cfg.attachments.model_copy(
+        update={"directory": _place(cfg.attachments.directory, base, None)}
+    )
     return cfg.model_copy(
         update={
             "node": node,
+            "attachments": store,
             "audit": audit,
             "partners": partners,
             "witnessed_by": witnessed_by,

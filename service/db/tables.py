@@ -391,3 +391,55 @@ class LegalHoldRow(SQLModel, table=True):
 
 message_cases = MessageCaseRow.__table__  # type: ignore[attr-defined]
 legal_holds = LegalHoldRow.__table__  # type: ignore[attr-defined]
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A file a message names (protocol v1.1): its bytes are in the attachment store
+    under `digest`, never in this table. `purged_at` is set when the message's body is
+    purged; the bytes are then deleted once no unpurged message names them."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_digest", "digest"),)
+
+    message_pk: int = Field(sa_column=message_key(primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, nullable=False))
+    digest: str = Field(max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    media_type: str = Field(max_length=127)
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    purged_at: float | None = None
+
+
+class PendingMessageRow(SQLModel, table=True):
+    """A verified message awaiting its attachments (docs/protocol.md, 'The transfer'):
+    not accepted, not in the inbox, no receipt. `attachments` is the JSON list of the
+    declared files; `upload_token` authorizes their uploads until `expires_at`."""
+
+    __tablename__ = "pending_messages"
+
+    sender: str = Field(primary_key=True, max_length=40)
+    message_id: str = Field(primary_key=True, max_length=36)
+    digest: str = Field(max_length=64)
+    jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    upload_token: str = Field(max_length=64)
+    attachments: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: float
+    expires_at: float
+    expired_at: float | None = None
+
+
+class FileRow(SQLModel, table=True):
+    """A file the agency's systems handed the node for its outbound messages
+    (POST /v1/files): its bytes are in the attachment store under `digest`."""
+
+    __tablename__ = "files"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    media_type: str = Field(max_length=127)
+    stored_at: float
+
+
+attachments = AttachmentRow.__table__  # type: ignore[attr-defined]
+pending_messages = PendingMessageRow.__table__  # type: ignore[attr-defined]
+files = FileRow.__table__  # type: ignore[attr-defined]

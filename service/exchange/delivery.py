@@ -22,9 +22,12 @@ from typing import Any, ClassVar
 import httpx
 from sqlalchemy import or_, select, update
 
+from service.attachments.limits import declared_in
+from service.attachments.store import AttachmentStore
 from service.db.engine import Engines
 from service.db.tables import messages, outbox, signed_versions
 from service.exchange.attempts import AttemptResult, AttemptUnit, ResignUnit, SignedCopy
+from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
 from service.protocol import envelope, jws
@@ -33,6 +36,12 @@ from service.protocol.problems import Problem
 from service.protocol.receipts import ReceiptError, check_receipt, message_digest
 
 log = logging.getLogger("migex.delivery")
+
+# A file the partner refused for what it is, not for how it travelled: sending it
+# again cannot succeed, so the message is marked failed (docs/protocol.md).
+FINAL_UPLOAD_CODES = frozenset(
+    {"attachment-media-type", "attachment-too-large", "attachments-not-allowed", "schema"}
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class DeliveryWorker:
         transport: httpx.AsyncBaseTransport,
         owner: str,
         rand: random.Random | None = None,
+        store: Callable[[], AttachmentStore] | None = None,
     ) -> None:
         self._engines = engines
         self._committer = committer
@@ -79,6 +89,7 @@ class DeliveryWorker:
         self._transport = transport
         self._owner = owner
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._store = store
         self._wake = asyncio.Event()
         self._recording: set[asyncio.Task[None]] = set()
 
@@ -175,7 +186,9 @@ class DeliveryWorker:
             await self._record(job, result, job.copies[-1], now)
             return
         copy = job.copies[-1]
-        if now - copy.iat > self.settings.resign_after:
+        if now - copy.iat > self.settings.resign_after and not _names_attachments(copy):
+            # (A message with attachments keeps its bytes: the partner holds it as
+            # awaiting its files and takes those same bytes after the skew.)
             copy = await self._resign(job, copy, now)
         result = await self._post(partner, copy)
         if result.outcome == "conflict":
@@ -206,7 +219,9 @@ class DeliveryWorker:
         await self._committer.run(ResignUnit(job.pk, fresh))
         return fresh
 
-    async def _post(self, partner: Partner, copy: SignedCopy) -> AttemptResult:
+    async def _post(
+        self, partner: Partner, copy: SignedCopy, *, awaited: bool = False
+    ) -> AttemptResult:
         url = partner.endpoint.rstrip("/") + "/v1/messages"
         started = self._clock()
         timer = time.perf_counter()
@@ -230,8 +245,29 @@ class DeliveryWorker:
         except AnswerTooLarge as exc:
             result = AttemptResult("retry", exc.status, "answer-too-large", str(exc))
         else:
+            if resp.status_code == 202 and not awaited:
+                return await self._send_attachments(partner, copy, resp)
             result = self._classify(partner, copy, resp, started)
         return replace(result, duration_ms=(time.perf_counter() - timer) * 1000)
+
+    async def _send_attachments(
+        self, partner: Partner, copy: SignedCopy, resp: httpx.Response
+    ) -> AttemptResult:
+        """The partner awaits the message's files (protocol v1.1): send what it lacks,
+        from its offsets, then post the same bytes again for the receipt."""
+        if self._store is None:
+            return AttemptResult("refused", 202, "attachments", "this node keeps no files")
+        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+        sizes = {d.digest: d.size for d in declared_in(sent.body)}
+        transfer = Transfer(self._transport, partner.endpoint, self._store(), self.settings.timeout)
+        try:
+            await transfer.send_all(parse_awaiting(resp.content), sizes)
+        except TransferFailed as exc:
+            final = exc.code is not None and exc.code in FINAL_UPLOAD_CODES
+            return AttemptResult("refused" if final else "retry", exc.status, exc.code, str(exc))
+        except httpx.HTTPError as exc:
+            return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+        return await self._post(partner, copy, awaited=True)
 
     def _classify(
         self, partner: Partner, copy: SignedCopy, resp: httpx.Response, started: float
@@ -305,6 +341,11 @@ class DeliveryWorker:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return float(min(delay, s.backoff_max))
+
+
+def _names_attachments(copy: SignedCopy) -> bool:
+    sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+    return bool(declared_in(sent.body))
 
 
 # A receipt or a problem document is a few kilobytes; a partner's answer is read up to

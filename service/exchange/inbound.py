@@ -245,6 +245,7 @@ class ReceiptSigner:
         *,
         digest: str,
         audit_index: int,
+        attachments: list[dict[str, Any]] | None = None,
         stamp: tuple[str, int] | None = None,
     ) -> bytes:
         message_id, iat = stamp if stamp is not None else self.stamp()
@@ -255,6 +256,7 @@ class ReceiptSigner:
             iat=iat,
             digest=digest,
             audit_index=audit_index,
+            attachments=attachments,
         )
         # Every member is built here from an already validated envelope, so the
         # receipt is serialized without validating it again (this runs under the lock).
@@ -296,6 +298,7 @@ class AcceptUnit:
     checked: Checked
     signer: ReceiptSigner
     needs_savepoint: ClassVar[bool] = False
+    message_pk: int | None = field(default=None, init=False)
     # Prepared when the unit is made, in the request's thread: the work of `run` that
     # needs neither the database nor the audit index, so the writer's lock is not held
     # for it.
@@ -303,15 +306,28 @@ class AcceptUnit:
     _accepted: AuditEvent = field(init=False)
 
     def __post_init__(self) -> None:
+        self._stamp = self.signer.stamp()
+        self._accepted = self._event(None)
+
+    def _event(self, attached: list[dict[str, Any]] | None) -> AuditEvent:
         c = self.checked
         detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
-        self._stamp = self.signer.stamp()
-        self._accepted = c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail)
+        if attached:
+            detail["attachments"] = attached
+        return c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail)
 
     def run(self, tx: Tx) -> Stored:
+        self._take_token(tx)
+        existing = self._existing(tx)
+        if existing is not None:
+            return existing
+        return self._accept(tx)
+
+    def _existing(self, tx: Tx) -> Stored | None:
+        """The answer to bytes received before (200 or 409), after the checks that
+        come first; None for a message not yet stored."""
         c = self.checked
         env = c.env
-        self._take_token(tx)
         known = tx.cache.messages
         key = (env.iss, env.id)
         existing = known.get(key)
@@ -322,17 +338,27 @@ class AcceptUnit:
             raise c.stale_problem
         if c.schema_problem is not None:
             raise c.schema_problem
-        if existing is not None:
-            digest, receipt, index = existing
-            if digest != c.digest:
-                raise Problem(
-                    "conflict",
-                    f"message id {env.id} from {env.iss} was already received with other content",
-                )
-            tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
-            return Stored(receipt, index, created=False)
-        index = tx.audit.append(self._accepted)
-        receipt = self.signer.sign(env, digest=c.digest, audit_index=index, stamp=self._stamp)
+        if existing is None:
+            return None
+        digest, receipt, index = existing
+        if digest != c.digest:
+            raise Problem(
+                "conflict",
+                f"message id {env.id} from {env.iss} was already received with other content",
+            )
+        tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
+        return Stored(receipt, index, created=False)
+
+    def _accept(self, tx: Tx, attached: list[dict[str, Any]] | None = None) -> Stored:
+        """Store the message, its audit entry and its receipt; `attached`: the summary
+        of its stored attachments (digest, size, media type), committed to by both."""
+        c = self.checked
+        env = c.env
+        event = self._event(attached) if attached else self._accepted
+        index = tx.audit.append(event)
+        receipt = self.signer.sign(
+            env, digest=c.digest, audit_index=index, attachments=attached, stamp=self._stamp
+        )
         pk = defer_message(
             tx,
             env,
@@ -346,7 +372,8 @@ class AcceptUnit:
         )
         if c.disclosed is not None:
             defer_disclosure(tx, env, c.disclosed, message_pk=pk, direction="in", audit_index=index)
-        known.claim(key, KnownMessage(c.digest, receipt, index))
+        tx.cache.messages.claim((env.iss, env.id), KnownMessage(c.digest, receipt, index))
+        self.message_pk = pk
         return Stored(receipt, index, created=True)
 
     def _take_token(self, tx: Tx) -> None:

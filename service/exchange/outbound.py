@@ -15,6 +15,11 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from service.attachments.files import check_held
+from service.attachments.limits import check_declared, declared_in, summary
+from service.attachments.rows import defer_attachments
+from service.attachments.store import AttachmentStore
+from service.attachments.uploads import Context, check_json
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import messages, outbox, signed_versions
@@ -35,6 +40,7 @@ from service.protocol.msgid import new_message_id
 from service.protocol.problems import Problem
 from service.protocol.receipts import message_digest
 from service.records.registry import validate_body
+from service.records.statistics import OBSERVATIONS_MEDIA_TYPE
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepare
         agreement=req.agreement,
         purpose=req.purpose,
     )
+    check_declared(partner.party, partner.attachments, declared_in(body))
     env = new_envelope(req, iss=node, body=body, now=now)
     token = jws.sign_compact(policy.key, envelope.encode_payload(env))
     # The fields disclosed are those of the body as signed, after the rule's cut.
@@ -204,6 +211,7 @@ class QueueUnit:
 
     req: OutboundRequest
     prepared: Prepared
+    store: AttachmentStore | None = None
     needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> Queued:
@@ -211,6 +219,14 @@ class QueueUnit:
         env = p.env
         if env.reply_to is not None:
             self._check_reply(tx)
+        declared = declared_in(env.body)
+        if declared:
+            if self.store is None:
+                raise Problem("attachments-not-allowed", "this node keeps no files")
+            check_held(tx.conn, self.store, declared)
+        detail: dict[str, Any] = {"removed_fields": p.removed} if p.removed else {}
+        if declared:
+            detail["attachments"] = summary(declared)
         index = tx.audit.append(
             _event(
                 self.req,
@@ -220,7 +236,7 @@ class QueueUnit:
                 message_id=env.id,
                 rule=p.rule_id,
                 digest=p.digest,
-                detail={"removed_fields": p.removed} if p.removed else {},
+                detail=detail,
             )
         )
         pk = defer_message(
@@ -248,6 +264,7 @@ class QueueUnit:
             signed_versions,
             {"message_pk": pk, "version": 1, "iat": env.iat, "digest": p.digest, "jws": p.jws},
         )
+        defer_attachments(tx, pk, declared)
         tx.defer(
             outbox,
             {
@@ -355,6 +372,7 @@ async def queue_outbound(
     now: float,
     *,
     inline: bool,
+    store: AttachmentStore | None = None,
 ) -> Queued:
     """Check, cut, validate and sign one of the agency's messages, then queue it.
 
@@ -365,8 +383,28 @@ async def queue_outbound(
     work = functools.partial(prepare, req, policy, now)
     try:
         prepared = work() if inline else await to_thread(work)
+        if store is not None and declared_in(prepared.env.body):
+            await to_thread(check_attached_json, store, prepared.env, policy)
     except Problem as problem:
         await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
         raise
-    queued: Queued = await committer.run(QueueUnit(req, prepared))
+    queued: Queued = await committer.run(QueueUnit(req, prepared, store))
     return queued
+
+
+def check_attached_json(store: AttachmentStore, env: Envelope, policy: OutboundPolicy) -> None:
+    """A JSON attachment (a statistics dataset's observations) is checked before it is
+    sent exactly as the partner will check it (docs/protocol.md)."""
+    ctx = Context(
+        env.type,
+        env.body,
+        frozenset(),
+        policy.max_observations,
+        policy.max_depth,
+        policy.max_members,
+    )
+    for item in declared_in(env.body):
+        if item.media_type == OBSERVATIONS_MEDIA_TYPE and store.exists(item.digest):
+            with store.open(item.digest) as stream:
+                data = stream.read()
+            check_json(data, item, ctx)

@@ -16,6 +16,7 @@ with its category, the counts and the cutoff, so the purge is itself audited.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,20 @@ from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select, update
 
+from service.attachments.store import AttachmentStore
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.clock import rfc3339
-from service.db.tables import legal_holds, message_cases, messages, outbox, signed_versions
+from service.db.tables import (
+    attachments,
+    legal_holds,
+    message_cases,
+    messages,
+    outbox,
+    signed_versions,
+)
+from service.db.tables import files as files_table
+from service.exchange.awaiting import ExpireUnit
 from service.exchange.periods import DAY, PurgeRule, RetentionPolicy
 from service.ledger.committer import GroupCommitter, Tx
 from service.protocol.problems import Problem
@@ -95,6 +106,8 @@ class PurgeBatch:
     audit_index: int | None
     # Counted by the rule's last batch: its due messages that a legal hold keeps.
     held: int = 0
+    # Attachment files no unpurged message names any more: removed once committed.
+    orphaned: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -130,6 +143,7 @@ class PurgeUnit:
         inbound = sum(1 for r in rows if r.direction == "in")
         tx.conn.execute(update(messages).where(m.pk.in_(pks)).values(jws=None, purged_at=tx.now))
         tx.conn.execute(delete(signed_versions).where(signed_versions.c.message_pk.in_(pks)))
+        files, orphaned = _purge_attachments(tx, pks)
         detail: dict[str, Any] = {
             "category": rule.category,
             "count": len(pks),
@@ -137,13 +151,39 @@ class PurgeUnit:
             "outbound": len(pks) - inbound,
             "cutoff": rfc3339(cutoff),
         }
+        if files:
+            detail["attachments"] = files
+            detail["files_removed"] = len(orphaned)
         if rule.agreement is not None:
             detail["agreement"] = rule.agreement
         index = tx.audit.append(AuditEvent(ev.RETENTION_PURGE, "purged", detail=detail))
-        return PurgeBatch(inbound, len(pks) - inbound, index, held)
+        return PurgeBatch(inbound, len(pks) - inbound, index, held, orphaned)
 
     def refused(self, tx: Tx, problem: Problem) -> None:
         """A failed batch changes nothing; the next run purges what it left."""
+
+
+def _purge_attachments(tx: Tx, pks: list[int]) -> tuple[int, tuple[str, ...]]:
+    """Mark the purged messages' attachment rows purged; return how many, and the
+    digests no unpurged message names any more (their files are removed after the
+    commit, and the agency's record of them with the rows)."""
+    a = attachments.c
+    named = sorted({r[0] for r in tx.conn.execute(select(a.digest).where(a.message_pk.in_(pks)))})
+    if not named:
+        return 0, ()
+    marked = tx.conn.execute(
+        update(attachments).where(a.message_pk.in_(pks)).values(purged_at=tx.now)
+    ).rowcount
+    kept = {
+        r[0]
+        for r in tx.conn.execute(
+            select(a.digest).where(a.digest.in_(named), a.purged_at.is_(None)).distinct()
+        )
+    }
+    orphaned = tuple(d for d in named if d not in kept)
+    if orphaned:
+        tx.conn.execute(delete(files_table).where(files_table.c.digest.in_(orphaned)))
+    return int(marked), orphaned
 
 
 def _count_held(tx: Tx, rule: PurgeRule, cutoff: float) -> int:
@@ -209,10 +249,13 @@ def purge_sync(
     body_days: int | None = None,
     policy: RetentionPolicy | None = None,
     batch_size: int = BATCH_SIZE,
+    store: AttachmentStore | None = None,
 ) -> PurgeReport:
     """Purge every body older than its retention period, in batches of every rule.
 
-    `policy` gives the periods; `body_days` alone is one period for every category."""
+    `policy` gives the periods; `body_days` alone is one period for every category.
+    Attachment files that no unpurged message names are removed from `store` once the
+    batch that purged their last message has committed."""
     if policy is None:
         if body_days is None:
             raise ValueError("give a retention policy or body_days")
@@ -223,12 +266,19 @@ def purge_sync(
         name: CategoryReport(policy.days_for(name))
         for name in dict.fromkeys(rule.category for rule in policy.rules())
     }
+    if store is not None:
+        # Uploads whose window closed: expired (and audited) first, files dropped after.
+        for key in committer.run_sync(ExpireUnit(now)):
+            store.discard(key)
     pending = tuple(policy.rules())
     while pending:
         done: list[tuple[PurgeRule, PurgeBatch]] = committer.run_sync(
             PurgeUnit(now, pending, batch_size)
         )
         for rule, batch in done:
+            if store is not None:
+                for digest in batch.orphaned:
+                    store.delete(digest)
             report = categories[rule.category]
             report.held += batch.held
             report.inbound += batch.inbound
@@ -257,10 +307,19 @@ async def purge(
     body_days: int | None = None,
     policy: RetentionPolicy | None = None,
     batch_size: int = BATCH_SIZE,
+    store: AttachmentStore | None = None,
 ) -> PurgeReport:
     """`purge_sync` off the event loop."""
     return await asyncio.to_thread(
-        purge_sync, committer, now=now, body_days=body_days, policy=policy, batch_size=batch_size
+        functools.partial(
+            purge_sync,
+            committer,
+            now=now,
+            body_days=body_days,
+            policy=policy,
+            batch_size=batch_size,
+            store=store,
+        )
     )
 
 
@@ -272,6 +331,7 @@ async def run_periodically(
     interval: float,
     stopping: asyncio.Event,
     policy: RetentionPolicy | None = None,
+    store: Callable[[], AttachmentStore] | None = None,
 ) -> None:
     """Purge now and then every `interval` seconds until `stopping` is set.
 
@@ -279,7 +339,13 @@ async def run_periodically(
     """
     while not stopping.is_set():
         try:
-            report = await purge(committer, now=clock(), body_days=body_days, policy=policy)
+            report = await purge(
+                committer,
+                now=clock(),
+                body_days=body_days,
+                policy=policy,
+                store=store() if store is not None else None,
+            )
         except Exception as exc:
             log.warning("retention purge failed: %s", type(exc).__name__)
         else:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from service.attachments.limits import AttachmentLimits
 from service.partners.agreements import Agreement
 from service.partners.rules import Rule
 from service.protocol.keys import PublicKey
@@ -35,6 +36,8 @@ class Partner:
     rate_per_second: float
     rate_burst: int
     rules: tuple[Rule, ...]
+    # Protocol v1.1 attachments (docs/protocol.md); None: the partner takes none.
+    attachments: AttachmentLimits | None = None
 
 
 class PartnerRegistry:

@@ -16,6 +16,9 @@ RECEIPT_TYPE = "receipt"
 RECEIPT_STATUS = "accepted"
 DIGEST_PREFIX = "sha-256:"
 RECEIPT_BODY_MEMBERS = frozenset({"status", "digest", "audit_index"})
+# Protocol v1.1: the receipt of a message with attachments lists them as stored.
+ATTACHMENTS_MEMBER = "attachments"
+STORED = "stored"
 
 
 class ReceiptError(ValueError):
@@ -41,8 +44,19 @@ def receipt_envelope(
     iat: int,
     digest: str,
     audit_index: int,
+    attachments: list[dict[str, object]] | None = None,
 ) -> Envelope:
-    """The receipt this node signs for `received`."""
+    """The receipt this node signs for `received`; `attachments` (digest and size of
+    each file, in body order) when the message had any."""
+    body: dict[str, object] = {
+        "status": RECEIPT_STATUS,
+        "digest": digest,
+        "audit_index": audit_index,
+    }
+    if attachments:
+        body[ATTACHMENTS_MEMBER] = [
+            {"digest": a["digest"], "size": a["size"], "status": STORED} for a in attachments
+        ]
     return Envelope(
         v=PROTOCOL_VERSION,
         id=message_id,
@@ -53,7 +67,7 @@ def receipt_envelope(
         agreement=received.agreement,
         purpose=received.purpose,
         reply_to=received.id,
-        body={"status": RECEIPT_STATUS, "digest": digest, "audit_index": audit_index},
+        body=body,
     )
 
 
@@ -78,10 +92,21 @@ def _audit_index(body: dict[str, object]) -> int | None:
     return index if type(index) is int and index >= 0 else None
 
 
-def _body_mismatches(body: dict[str, object], sent_bytes: bytes) -> list[str]:
-    if body.keys() != RECEIPT_BODY_MEMBERS:
-        return [f"body members are {sorted(body)}, expected {sorted(RECEIPT_BODY_MEMBERS)}"]
+def _expected_attachments(sent: Envelope) -> list[dict[str, object]]:
+    items = sent.body.get(ATTACHMENTS_MEMBER) if isinstance(sent.body, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [{"digest": i["digest"], "size": i["size"], "status": STORED} for i in items]
+
+
+def _body_mismatches(body: dict[str, object], sent: Envelope, sent_bytes: bytes) -> list[str]:
+    expected = _expected_attachments(sent)
+    members = RECEIPT_BODY_MEMBERS | {ATTACHMENTS_MEMBER} if expected else RECEIPT_BODY_MEMBERS
+    if body.keys() != members:
+        return [f"body members are {sorted(body)}, expected {sorted(members)}"]
     problems = []
+    if expected and body[ATTACHMENTS_MEMBER] != expected:
+        problems.append("body attachments are not every attachment sent, as stored")
     if body["status"] != RECEIPT_STATUS:
         problems.append(f"body status is {body['status']!r}, expected {RECEIPT_STATUS!r}")
     if body["digest"] != message_digest(sent_bytes):
@@ -93,7 +118,9 @@ def _body_mismatches(body: dict[str, object], sent_bytes: bytes) -> list[str]:
 
 def check_receipt(receipt: Envelope, *, sent: Envelope, sent_bytes: bytes) -> int:
     """Check that `receipt` answers `sent` (sent as `sent_bytes`); return its audit index."""
-    problems = _envelope_mismatches(receipt, sent) + _body_mismatches(receipt.body, sent_bytes)
+    problems = _envelope_mismatches(receipt, sent) + _body_mismatches(
+        receipt.body, sent, sent_bytes
+    )
     index = _audit_index(receipt.body)
     if problems or index is None:
         raise ReceiptError("receipt does not answer the message: " + "; ".join(problems))

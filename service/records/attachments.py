@@ -45,20 +45,23 @@ class Attachment(RecordModel):
     description: ShortText | None = Field(default=None, description="what the file is")
 
 
-def none_under_v1(items: list[Attachment]) -> list[Attachment]:
-    """After-validator of a body's `attachments`: protocol v1 carries no attachment bytes,
-    so until the node speaks v1.1 (docs/protocol.md, 'Attachments (v1.1)') the list must be empty."""
-    if items:
-        raise rule_error(
-            "must be empty: this node speaks protocol v1, which carries no attachment bytes"
-            " (docs/protocol.md, 'Attachments (v1.1)')"
-        )
+# The most files one body may name; a partner's `attachments.max_count` is lower or equal.
+MAX_ATTACHMENTS: Final = 100
+
+
+def distinct_digests(items: list[Attachment]) -> list[Attachment]:
+    """After-validator of a body's `attachments`: two items never name the same bytes."""
+    seen: set[str] = set()
+    for item in items:
+        if item.digest in seen:
+            raise rule_error(f"names {item.digest} twice: each file is listed once")
+        seen.add(item.digest)
     return items
 
 
-# A body's list of attachments; `maxItems: 0` in the published schema, as above.
+# A body's list of attachments (protocol v1.1, docs/protocol.md 'Attachments (v1.1)').
 Attachments = Annotated[
     list[Attachment],
-    Field(json_schema_extra={"maxItems": 0}),
-    AfterValidator(none_under_v1),
+    Field(max_length=MAX_ATTACHMENTS),
+    AfterValidator(distinct_digests),
 ]

@@ -88,7 +88,7 @@ class ExperienceDocument(RecordModel):
     serves: Serves
     attachments: Attachments = Field(
         default_factory=list,
-        description="the document's files; empty under protocol v1 (docs/protocol.md, 'Attachments (v1.1)')",
+        description="the document's files (docs/protocol.md, 'Attachments (v1.1)')",
     )
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
+from service.records.attachments import Attachments
 from service.records.failures import RuleFailures
 from service.records.fieldtypes import IsoDate, RecordModel, Reference, ShortText
 from service.records.person import Document, Person, holder_failures
@@ -50,6 +51,10 @@ class ReadmissionRequest(RecordModel):
     proposed_transfer: Transfer | None = None
     reply_by: IsoDate | None = Field(
         default=None, description="the reply deadline under the agreement, as configured"
+    )
+    attachments: Attachments = Field(
+        default_factory=list,
+        description="copies of the passport and other proof of nationality (protocol v1.1)",
     )
 
     @model_validator(mode="after")
@@ -114,6 +119,10 @@ class ReadmissionResponse(RecordModel):
     information_needed: list[ShortText] = Field(default_factory=list, max_length=20)
     deadlines: Deadlines = Field(default_factory=Deadlines)
     transfer: Transfer | None = Field(default=None, description="agreed arrangements when accepted")
+    attachments: Attachments = Field(
+        default_factory=list,
+        description="copies of documents the answer rests on (protocol v1.1)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -16,6 +16,14 @@ PATTERN_HINTS[DIGEST_PATTERN] = (
 MAX_AUDIT_INDEX: Final = 2**63 - 1
 
 
+class StoredAttachment(RecordModel):
+    """An attachment the receiver holds: exactly the bytes of `digest`."""
+
+    digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
+    size: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    status: Literal["stored"]
+
+
 class Receipt(RecordModel):
     """Body of `receipt`: the message was accepted and recorded at `audit_index`."""
 
@@ -25,4 +33,8 @@ class Receipt(RecordModel):
     )
     audit_index: Annotated[int, Field(ge=0, le=MAX_AUDIT_INDEX)] = Field(
         description="index of the audit log entry that records the acceptance"
+    )
+    attachments: list[StoredAttachment] | None = Field(
+        default=None,
+        description="protocol v1.1: each attachment of the message, in body order, as stored",
     )

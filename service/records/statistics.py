@@ -25,10 +25,13 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from service.records import countries, sdmx
+from service.records.attachments import Attachments
 from service.records.failures import RuleFailures
 from service.records.fieldtypes import PATTERN_HINTS, LongText, RecordModel, Reference, unique
 
 DEFAULT_MAX_OBSERVATIONS: Final = 100_000
+# The media type of observations that travel as an attachment (protocol v1.1).
+OBSERVATIONS_MEDIA_TYPE: Final = "application/json"
 MAX_OBSERVATIONS_KEY: Final = "max_observations"
 
 PATTERN_HINTS[sdmx.AGE_PATTERN] = "must be an age group: _T, Y<n>T<m>, Y_LT<n> or Y_GE<n>"
@@ -161,7 +164,19 @@ class MigrationFlows(RecordModel):
     dataset_id: Reference = Field(description="the sender's identifier of this dataset")
     note: LongText | None = Field(default=None, description="methodological notes")
     structure: Structure
-    observations: list[CheckedObservation] = Field(min_length=1)
+    observations: list[CheckedObservation] | None = Field(
+        default=None,
+        min_length=1,
+        description="the observations inline; absent when they travel as the attachment",
+    )
+    attachments: Attachments = Field(
+        default_factory=list,
+        max_length=1,
+        description=(
+            "protocol v1.1: the observations as one application/json attachment (a JSON "
+            "array of observations), for a dataset larger than the message limit"
+        ),
+    )
 
     @field_validator("observations", mode="before")
     @classmethod
@@ -178,18 +193,38 @@ class MigrationFlows(RecordModel):
     @model_validator(mode="after")
     def _dataset_rules(self) -> Self:
         failures = RuleFailures()
+        if self.observations is None:
+            self._observations_attached(failures)
+            failures.raise_if_any("MigrationFlows")
+            return self
+        if self.attachments:
+            failures.add(("attachments",), "must be empty when the observations are inline")
         self._declared(failures)
         self._distinct_keys(failures)
         failures.raise_if_any("MigrationFlows")
         return self
 
+    def _observations_attached(self, failures: RuleFailures) -> None:
+        if not self.attachments:
+            failures.add(("observations",), "required unless they are the attachment")
+        elif self.attachments[0].media_type != OBSERVATIONS_MEDIA_TYPE:
+            failures.add(
+                ("attachments", 0, "media_type"),
+                f"must be {OBSERVATIONS_MEDIA_TYPE}: the attachment holds the observations",
+            )
+
+    @property
+    def inline_observations(self) -> list[Observation]:
+        return self.observations or []
+
     def _declared(self, failures: RuleFailures) -> None:
+        observations = self.inline_observations
         for name, section in _CONCEPTS:
             declared = set(getattr(getattr(self.structure, section), name))
-            used = {obs[name] for obs in self.observations}  # type: ignore[literal-required]
+            used = {obs[name] for obs in observations}  # type: ignore[literal-required]
             if used <= declared:
                 continue
-            for index, obs in enumerate(self.observations):
+            for index, obs in enumerate(observations):
                 code = obs[name]  # type: ignore[literal-required]
                 if code not in declared:
                     failures.add(
@@ -199,7 +234,7 @@ class MigrationFlows(RecordModel):
 
     def _distinct_keys(self, failures: RuleFailures) -> None:
         first_of: dict[tuple[str, ...], int] = {}
-        for index, obs in enumerate(self.observations):
+        for index, obs in enumerate(self.inline_observations):
             key = (
                 obs["FREQ"], obs["REF_AREA"], obs["COUNTERPART_AREA"], obs["INDICATOR"],
                 obs["SEX"], obs["AGE"], obs["TIME_PERIOD"],

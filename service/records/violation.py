@@ -8,6 +8,7 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from service.records.attachments import Attachments
 from service.records.failures import RuleFailures
 from service.records.fieldtypes import (
     PATTERN_HINTS,
@@ -128,6 +129,9 @@ class ViolationNotice(RecordModel):
     violation: Violation
     measures: list[Measure] = Field(default_factory=list, max_length=8)
     entry_ban: EntryBan | None = None
+    attachments: Attachments = Field(
+        default_factory=list, description="the decisions, as files (protocol v1.1)"
+    )
 
     @model_validator(mode="after")
     def _after_birth(self) -> Self:

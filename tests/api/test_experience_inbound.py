@@ -1,6 +1,6 @@
 """An inbound `experience.document` is held to its envelope: the body's `serves` must
-name the agreement and purpose the message was signed under, and under protocol v1 it
-carries no attachments."""
+name the agreement and purpose the message was signed under, and a partner that speaks
+protocol v1 sends it no attachments."""
 
 from __future__ import annotations
 
@@ -67,9 +67,10 @@ def test_a_document_serving_another_agreement_or_purpose_is_refused(
     assert [e["path"] for e in resp.json()["errors"]] == [f"/body/serves/{member}"]
 
 
-def test_a_document_with_attachments_is_refused_under_protocol_v1(
+def test_a_document_with_attachments_from_a_v1_partner_is_refused(
     client: TestClient, federation: Federation
 ) -> None:
+    # UZ:MIA's configuration has no `attachments` block: it speaks v1 to this node.
     resp = _send(client, federation, {**_body(), "attachments": [PDF_ATTACHMENT]})
-    assert resp.status_code == 422, resp.text
-    assert [e["path"] for e in resp.json()["errors"]] == ["/body/attachments"]
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["code"] == "attachments-not-allowed"

@@ -61,6 +61,14 @@ def _jose(_ctx: Any, value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else str(value).encode()
 
 
+@schemathesis.serializer("application/offset+octet-stream", "*/*")
+def _octets(_ctx: Any, value: Any) -> bytes:
+    """Attachment bytes (protocol v1.1): whatever was generated, as bytes."""
+    if isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else str(value).encode()
+
+
 FEDERATION = module_federation()
 # A subject key, so that disclosure queries are answered and their bodies exercised.
 (FEDERATION.tmp / "subject.key").write_bytes(bytes(range(32)))

@@ -300,7 +300,7 @@ def test_audit_messages_checks_the_stored_messages_against_the_log(
     if finding is None:
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith("ok: 3 messages (0 with purged bytes")
-        assert "and 1 signed copies agree with the log" in result.stdout
+        assert "1 signed copies and 0 attachments agree with the log" in result.stdout
     else:
         assert result.exit_code == 1
         assert finding in result.output

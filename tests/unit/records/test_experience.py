@@ -1,5 +1,5 @@
 """experience.document: the document's description, the agreement and purpose it serves
-as the envelope's, and no attachments under protocol v1."""
+as the envelope's, and its attachments (protocol v1.1)."""
 
 from __future__ import annotations
 
@@ -86,14 +86,13 @@ def test_languages_and_topics_may_not_be_empty(member: str) -> None:
     assert [path for path, _ in _errors({**example(TYPE), member: []})] == [f"/body/{member}"]
 
 
-def test_attachments_are_refused_under_protocol_v1() -> None:
-    assert _errors({**example(TYPE), "attachments": [PDF_ATTACHMENT]}, **ENVELOPE) == [
-        (
-            "/body/attachments",
-            "must be empty: this node speaks protocol v1, which carries no attachment bytes"
-            " (docs/protocol.md, 'Attachments (v1.1)')",
-        )
-    ]
+def test_a_document_names_its_attachments() -> None:
+    accepted(TYPE, {**example(TYPE), "attachments": [PDF_ATTACHMENT]}, **ENVELOPE)
+
+
+def test_the_same_file_is_named_once() -> None:
+    body = {**example(TYPE), "attachments": [PDF_ATTACHMENT, {**PDF_ATTACHMENT, "name": "b.pdf"}]}
+    assert [path for path, _ in _errors(body, **ENVELOPE)] == ["/body/attachments"]
 
 
 @pytest.mark.parametrize(
@@ -110,8 +109,7 @@ def test_attachments_are_refused_under_protocol_v1() -> None:
     ],
 )
 def test_attachment_names_are_file_names_without_a_directory(name: str, valid: bool) -> None:
-    # The body refuses every attachment under v1; the item's model and its published
-    # schema are what a v1.1 node holds the bytes to, and they agree.
+    # The item's model and its published schema agree.
     item = {**PDF_ATTACHMENT, "name": name}
     schema = {"$defs": body_json_schema(TYPE)["$defs"], "$ref": "#/$defs/Attachment"}
     errors = list(Draft202012Validator(schema).iter_errors(item))
@@ -124,7 +122,7 @@ def test_attachment_names_are_file_names_without_a_directory(name: str, valid: b
         assert [e["loc"] for e in caught.value.errors()] == [("name",)]
 
 
-def test_the_published_schema_accepts_the_example_and_refuses_attachments() -> None:
+def test_the_published_schema_accepts_the_example_and_attachments() -> None:
     validator = Draft202012Validator(body_json_schema(TYPE))
     assert list(validator.iter_errors(example(TYPE))) == []
-    assert list(validator.iter_errors({**example(TYPE), "attachments": [PDF_ATTACHMENT]})) != []
+    assert list(validator.iter_errors({**example(TYPE), "attachments": [PDF_ATTACHMENT]})) == []

@@ -7,7 +7,7 @@ personal value (docs/privacy.md). `message_cases` links a message to the digest 
 case reference and `legal_holds` holds the cases whose messages are not purged.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,178 @@
+"""An inbound message with attachments (docs/protocol.md, 'Attachments (v1.1)', 'The
+transfer'): verified like any other, then held as *awaiting attachments* until every
+file it names is in the store, and accepted only then, when the same bytes are posted
+again.
+
+`AwaitingUnit` runs inside the group commit: the rate limit, then the answer to bytes
+already accepted (200 or 409), the partner's limits on the declared files, and then
+either the pending row (created at the first post: 202 and an upload token) or the
+acceptance (message, attachment rows, audit entry and receipt in one commit).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy import delete, select, update
+
+from service.attachments.limits import Declared, check_declared, declared_in, summary, upload_key
+from service.attachments.rows import defer_attachments
+from service.attachments.store import AttachmentStore
+from service.audit import entries as ev
+from service.audit.entries import AuditEvent
+from service.db.tables import pending_messages
+from service.exchange.inbound import AcceptUnit, Stored
+from service.ledger.committer import Tx
+from service.protocol import envelope, jws
+from service.protocol.envelope import Envelope
+from service.protocol.problems import Problem
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """The message waits for its files: the upload token and what it declared."""
+
+    upload_token: str
+    declared: list[Declared]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A pending row, as the upload endpoints read it."""
+
+    digest: str
+    upload_token: str
+    declared: list[Declared]
+    expires_at: float
+    jws: bytes
+
+    def envelope(self) -> Envelope:
+        """The message's envelope (its signature was verified when it was posted)."""
+        return envelope.parse_payload(jws.parse_compact(self.jws).payload)
+
+
+def read_pending(row: Any) -> Pending:
+    items = [Declared.from_dict(d) for d in json.loads(row.attachments)]
+    return Pending(row.digest, row.upload_token, items, float(row.expires_at), bytes(row.jws))
+
+
+def incomplete(sender: str, message_id: str) -> Problem:
+    return Problem(
+        "attachment-incomplete",
+        f"the upload window of message {message_id} from {sender} closed before every "
+        "attachment was stored; sign the message again with a new id",
+    )
+
+
+@dataclass
+class AwaitingUnit(AcceptUnit):
+    store: AttachmentStore | None = None
+    upload_window: float = 86_400.0
+    # The message is outside the clock skew: refused unless it awaits its files.
+    stale: Problem | None = None
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> Stored | Awaiting:  # type: ignore[override]
+        self._take_token(tx)
+        existing = self._existing(tx)
+        if existing is not None:
+            return existing
+        c = self.checked
+        declared = declared_in(c.env.body)
+        check_declared(c.partner.party, c.partner.attachments, declared)
+        p = pending_messages.c
+        where = (p.sender == c.env.iss, p.message_id == c.env.id)
+        row = tx.conn.execute(select(pending_messages).where(*where)).first()
+        if row is None:
+            if self.stale is not None:
+                raise self.stale
+            return self._await(tx, declared)
+        if row.digest != c.digest:
+            raise Problem(
+                "conflict",
+                f"message id {c.env.id} from {c.env.iss} awaits attachments with other content",
+            )
+        if row.expires_at < tx.now:
+            raise incomplete(c.env.iss, c.env.id)
+        if self.store is None:
+            raise RuntimeError("an AwaitingUnit needs the attachment store")
+        if not all(self.store.exists(d.digest) for d in declared):
+            return Awaiting(row.upload_token, declared)
+        tx.conn.execute(delete(pending_messages).where(*where))
+        stored = self._accept(tx, summary(declared))
+        defer_attachments(tx, self.message_pk or 0, declared)
+        return stored
+
+    def _await(self, tx: Tx, declared: list[Declared]) -> Awaiting:
+        c = self.checked
+        token = secrets.token_urlsafe(32)
+        tx.conn.execute(
+            pending_messages.insert().values(
+                sender=c.env.iss,
+                message_id=c.env.id,
+                digest=c.digest,
+                jws=c.raw,
+                upload_token=token,
+                attachments=json.dumps([d.as_dict() for d in declared]),
+                created_at=tx.now,
+                expires_at=tx.now + self.upload_window,
+                expired_at=None,
+            )
+        )
+        tx.audit.append(
+            c.facts.event(
+                ev.MESSAGE_AWAITING, "awaiting-attachments", attachments=summary(declared)
+            )
+        )
+        return Awaiting(token, declared)
+
+
+@dataclass
+class ExpireUnit:
+    """Expire the messages whose upload window closed before every file was stored:
+    each expiry is audited as a refusal (`attachment-incomplete`) and the row kept
+    (marked `expired_at`), so later posts and uploads are refused; the staging keys of
+    their files are returned, to be discarded once this commits."""
+
+    now: float
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> list[str]:
+        p = pending_messages.c
+        rows = tx.conn.execute(
+            select(pending_messages).where(p.expires_at < self.now, p.expired_at.is_(None))
+        ).all()
+        keys: list[str] = []
+        for row in rows:
+            pending = read_pending(row)
+            env = pending.envelope()
+            problem = incomplete(env.iss, env.id)
+            tx.audit.append(
+                AuditEvent(
+                    ev.MESSAGE_REFUSED,
+                    "refused",
+                    party=env.iss,
+                    sender=env.iss,
+                    recipient=env.aud,
+                    message_id=env.id,
+                    type=env.type,
+                    agreement=env.agreement,
+                    purpose=env.purpose,
+                    code=problem.code,
+                    digest=pending.digest,
+                    detail={"status": problem.status, "attachments": summary(pending.declared)},
+                )
+            )
+            keys.extend(upload_key(env.iss, env.id, d.digest) for d in pending.declared)
+            tx.conn.execute(
+                update(pending_messages)
+                .where(p.sender == row.sender, p.message_id == row.message_id)
+                .values(expired_at=self.now)
+            )
+        return keys
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing expired; the next run tries again."""
