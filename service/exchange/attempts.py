@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
@@ -66,6 +66,32 @@ class ResignUnit:
 
     def refused(self, tx: Tx, problem: Problem) -> None:
         """Nothing to record: the caller sees the problem and the lease lets the row be retried."""
+
+
+@dataclass
+class RenewUnit:
+    """Extend a delivery's lease while it is still being sent (a long attachment
+    transfer): True while `owner` holds the message, False once another worker does."""
+
+    message_pk: int
+    owner: str
+    lease_seconds: float
+
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> bool:
+        o = outbox.c
+        renewed = tx.conn.execute(
+            update(outbox)
+            .where(
+                o.message_pk == self.message_pk, o.lease_owner == self.owner, o.state == "pending"
+            )
+            .values(lease_until=tx.now + self.lease_seconds)
+        ).rowcount
+        return bool(renewed == 1)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing to record: the transfer stops and the lease lets the row be retried."""
 
 
 def prefetch_outbox(conn: Connection, cache: BatchCache, units: Sequence[Unit[Any]]) -> None:

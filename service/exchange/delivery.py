@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -26,7 +26,13 @@ from service.attachments.limits import declared_in
 from service.attachments.store import AttachmentStore
 from service.db.engine import Engines
 from service.db.tables import messages, outbox, signed_versions
-from service.exchange.attempts import AttemptResult, AttemptUnit, ResignUnit, SignedCopy
+from service.exchange.attempts import (
+    AttemptResult,
+    AttemptUnit,
+    RenewUnit,
+    ResignUnit,
+    SignedCopy,
+)
 from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
@@ -190,13 +196,13 @@ class DeliveryWorker:
             # (A message with attachments keeps its bytes: the partner holds it as
             # awaiting its files and takes those same bytes after the skew.)
             copy = await self._resign(job, copy, now)
-        result = await self._post(partner, copy)
+        result = await self._post(partner, copy, job.pk)
         if result.outcome == "conflict":
             # An earlier copy reached the partner: re-send those exact bytes for its receipt.
             # A transient failure on the way leaves the message to be tried again.
             transient: AttemptResult | None = None
             for older in reversed(job.copies[:-1] if copy is job.copies[-1] else job.copies):
-                retry = await self._post(partner, older)
+                retry = await self._post(partner, older, job.pk)
                 if retry.outcome == "delivered":
                     result, copy = retry, older
                     break
@@ -220,7 +226,7 @@ class DeliveryWorker:
         return fresh
 
     async def _post(
-        self, partner: Partner, copy: SignedCopy, *, awaited: bool = False
+        self, partner: Partner, copy: SignedCopy, job_pk: int, *, awaited: bool = False
     ) -> AttemptResult:
         url = partner.endpoint.rstrip("/") + "/v1/messages"
         started = self._clock()
@@ -246,12 +252,30 @@ class DeliveryWorker:
             result = AttemptResult("retry", exc.status, "answer-too-large", str(exc))
         else:
             if resp.status_code == 202 and not awaited:
-                return await self._send_attachments(partner, copy, resp)
+                return await self._send_attachments(partner, copy, resp, job_pk)
             result = self._classify(partner, copy, resp, started)
         return replace(result, duration_ms=(time.perf_counter() - timer) * 1000)
 
+    def lease_keeper(self, job_pk: int) -> Callable[[], Awaitable[bool]]:
+        """What a transfer awaits before each block: renews the lease on the message once
+        a third of it has passed (by the node's clock); False once another worker holds it."""
+        renewed = self._clock()
+
+        async def keep() -> bool:
+            nonlocal renewed
+            now = self._clock()
+            if now - renewed < self.settings.lease_seconds / 3:
+                return True
+            renewed = now
+            held: bool = await self._committer.run(
+                RenewUnit(job_pk, self._owner, self.settings.lease_seconds)
+            )
+            return held
+
+        return keep
+
     async def _send_attachments(
-        self, partner: Partner, copy: SignedCopy, resp: httpx.Response
+        self, partner: Partner, copy: SignedCopy, resp: httpx.Response, job_pk: int
     ) -> AttemptResult:
         """The partner awaits the message's files (protocol v1.1): send what it lacks,
         from its offsets, then post the same bytes again for the receipt."""
@@ -259,7 +283,13 @@ class DeliveryWorker:
             return AttemptResult("refused", 202, "attachments", "this node keeps no files")
         sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
         sizes = {d.digest: d.size for d in declared_in(sent.body)}
-        transfer = Transfer(self._transport, partner.endpoint, self._store(), self.settings.timeout)
+        transfer = Transfer(
+            self._transport,
+            partner.endpoint,
+            self._store(),
+            self.settings.timeout,
+            keep=self.lease_keeper(job_pk),
+        )
         try:
             await transfer.send_all(parse_awaiting(resp.content), sizes)
         except TransferFailed as exc:
@@ -267,7 +297,7 @@ class DeliveryWorker:
             return AttemptResult("refused" if final else "retry", exc.status, exc.code, str(exc))
         except httpx.HTTPError as exc:
             return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
-        return await self._post(partner, copy, awaited=True)
+        return await self._post(partner, copy, job_pk, awaited=True)
 
     def _classify(
         self, partner: Partner, copy: SignedCopy, resp: httpx.Response, started: float

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,14 +59,24 @@ def parse_awaiting(content: bytes) -> AwaitingAnswer:
     return AwaitingAnswer(token, uploads)
 
 
+async def _always_held() -> bool:
+    return True
+
+
 @dataclass
 class Transfer:
-    """Send the files of one message to one partner over `transport`."""
+    """Send the files of one message to one partner over `transport`.
+
+    `keep` is awaited before each block is sent: the delivery worker renews its lease
+    on the message there, and a False answer (another worker holds the message now)
+    stops the transfer, so that no two workers ever send one message at once.
+    """
 
     transport: httpx.AsyncBaseTransport
     endpoint: str
     store: AttachmentStore
     timeout: float
+    keep: Callable[[], Awaitable[bool]] = _always_held
 
     async def send_all(self, answer: AwaitingAnswer, sizes: dict[str, int]) -> None:
         for upload in answer.uploads:
@@ -132,6 +142,11 @@ class Transfer:
         try:
             await asyncio.to_thread(stream.seek, offset)
             while block := await asyncio.to_thread(stream.read, READ_SIZE):
+                if not await self.keep():
+                    raise TransferFailed(
+                        f"{digest}: the delivery's lease passed to another worker; "
+                        "it goes on from the partner's offset"
+                    )
                 yield block
         finally:
             stream.close()

@@ -139,7 +139,7 @@ def test_crash_mid_send_is_completed_by_another_worker_with_the_same_bytes(
             for job in jobs:
                 partner = sender.node.registry.partner(job.recipient)
                 assert partner is not None
-                await crashed._post(partner, job.copies[-1])
+                await crashed._post(partner, job.copies[-1], job.pk)
             return jobs  # never recorded: the process died here
 
     [job] = asyncio.run(claim_post_and_crash())
