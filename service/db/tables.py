@@ -109,6 +109,8 @@ class AuditEntryRow(SQLModel, table=True):
         Index("ix_audit_outcome", "outcome", "idx"),
         Index("ix_audit_message", "message_id"),
         Index("ix_audit_time", "time", "idx"),
+        # The console's refusal and rate-limit counts over a time window (an index range).
+        Index("ix_audit_event", "event", "idx", "code"),
     )
 
     idx: int = Field(sa_column=Column(int64(), primary_key=True, autoincrement=False))
@@ -382,3 +384,22 @@ class LegalHoldRow(SQLModel, table=True):
 
 message_cases = MessageCaseRow.__table__  # type: ignore[attr-defined]
 legal_holds = LegalHoldRow.__table__  # type: ignore[attr-defined]
+
+
+class ConsoleSessionRow(SQLModel, table=True):
+    """An open console session (docs/console.md): one row per sign-in, deleted at
+    sign-out, when its token leaves the configuration, or after it expired. A session
+    cookie without its row is refused, by every process of the node."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_expires", "expires_at"),)
+
+    # SHA-256 (hex) of the cookie's random session id: the database never holds the id.
+    sid_digest: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=16)
+    opened_at: float
+    expires_at: float
+
+
+console_sessions = ConsoleSessionRow.__table__  # type: ignore[attr-defined]
