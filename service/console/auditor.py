@@ -26,7 +26,7 @@ from service.api.params import (
 )
 from service.audit import merkle, queries, store
 from service.audit.querylog import record_query
-from service.console import charts
+from service.console import charts, daily
 from service.console import queries as console_queries
 from service.console.web import AuditorPage, Refused, render
 from service.protocol.b64 import b64_encode
@@ -61,22 +61,27 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
     first_day = int(now // DAY) - OVERVIEW_DAYS + 1
     since = float(first_day * DAY)
 
+    window = [first_day + i for i in range(OVERVIEW_DAYS)]
+
     def gather(conn: Connection) -> dict[str, Any]:
+        counts, to_keep = daily.gather(conn, window, now)
         return {
-            "per_day": console_queries.messages_per_day(conn, since=since),
-            "by_type": console_queries.messages_by_type(conn, since=since),
+            "summary": daily.summarise(counts),
+            "to_keep": to_keep,
             "refusals": console_queries.refusals_by_code(conn, since=since),
-            "latency": console_queries.delivery_latency(conn, since=since),
             "head": store.read_head(conn),
             "checkpoint": console_queries.latest_checkpoint(conn),
             "witness": witness_state(conn, node.witnessing),
         }
 
     data = await read(node, gather)
+    if data["to_keep"]:
+        await node.committer.run(daily.KeepDays(data["to_keep"]))
+    summary: daily.Summary = data["summary"]
     days = [_day(first_day + i) for i in range(OVERVIEW_DAYS)]
-    series = sorted({f"{r['partner']} {_arrow(r['direction'])}" for r in data["per_day"]})
+    series = sorted({f"{r['partner']} {_arrow(r['direction'])}" for r in summary.per_day})
     values: dict[tuple[str, str], int] = {}
-    for r in data["per_day"]:
+    for r in summary.per_day:
         key = (_day(r["day"]), f"{r['partner']} {_arrow(r['direction'])}")
         values[key] = values.get(key, 0) + r["count"]
     return render(
@@ -85,9 +90,9 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
         {
             "days": OVERVIEW_DAYS,
             "per_day": charts.stacked_columns(days, series, values),
-            "by_type": charts.horizontal(data["by_type"]),
+            "by_type": charts.horizontal(summary.by_type),
             "refusals": charts.horizontal(data["refusals"]),
-            "latency": charts.horizontal(data["latency"]),
+            "latency": charts.horizontal(summary.latency),
             "head": data["head"],
             "checkpoint": data["checkpoint"],
             "total_messages": sum(values.values()),

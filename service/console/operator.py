@@ -30,6 +30,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 STATES = ("failed", "pending", "delivered")
 PAGE_LIMIT = 200
+COUNT_CAP = 10_000  # the state tabs count up to this, then say "10000+"
 MAX_RESEND = 200
 RATE_WINDOW_DAYS = 7
 _KID_DATE = re.compile(r"#([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?$")
@@ -44,14 +45,14 @@ async def outbox(request: Request, node: NodeDep, who: OperatorPage) -> Response
     def gather(conn: Connection) -> dict[str, Any]:
         return {
             "rows": inbox.outbox_by_state(conn, state, PAGE_LIMIT),
-            "counts": console_queries.outbox_counts(conn),
+            "counts": console_queries.outbox_counts(conn, STATES, cap=COUNT_CAP),
         }
 
     data = await read(node, gather)
     return render(
         request,
         "outbox.html",
-        {"state": state, "states": STATES, "limit": PAGE_LIMIT, **data},
+        {"state": state, "states": STATES, "limit": PAGE_LIMIT, "cap": COUNT_CAP, **data},
         who=who,
     )
 
@@ -174,7 +175,7 @@ async def partners(request: Request, node: NodeDep, who: OperatorPage) -> Respon
 
     def gather(conn: Connection) -> dict[str, Any]:
         return {
-            "health": console_queries.endpoint_health(conn),
+            "health": console_queries.endpoint_health(conn, since=since),
             "hits": {
                 p: (n, last) for p, n, last in console_queries.rate_limit_hits(conn, since=since)
             },

@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
@@ -40,6 +41,16 @@ class MessageRow(SQLModel, table=True):
         Index("ix_messages_inbox", "direction", "type", "pk"),
         Index("ix_messages_reply_to", "reply_to"),
         Index("ix_messages_created", "created_at"),
+        # The inbox backlog (unacknowledged inbound messages), small however many are acked.
+        Index(
+            "ix_messages_unacked",
+            "direction",
+            "sender",
+            "type",
+            "created_at",
+            sqlite_where=text("acked_at IS NULL"),
+            postgresql_where=text("acked_at IS NULL"),
+        ),
     )
 
     # Given by the writer: one more than `audit_index` (see ledger.committer.row_key).
@@ -72,7 +83,11 @@ class OutboxRow(SQLModel, table=True):
     """Delivery state of an outbound message (transactional outbox)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        # A state's messages oldest first (operator API and console), without a sort.
+        Index("ix_outbox_state", "state", "created_at"),
+    )
 
     message_pk: int = Field(sa_column=message_key(primary_key=True))
     state: str = Field(max_length=16)
@@ -403,3 +418,18 @@ class ConsoleSessionRow(SQLModel, table=True):
 
 
 console_sessions = ConsoleSessionRow.__table__  # type: ignore[attr-defined]
+
+
+class ConsoleDailyRow(SQLModel, table=True):
+    """The overview's counts of one day that is over (service/console/daily.py): a
+    `done` row, then per `messages` key (direction|partner|type) and `latency` bucket."""
+
+    __tablename__ = "console_daily"
+
+    day: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    metric: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=128)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+console_daily = ConsoleDailyRow.__table__  # type: ignore[attr-defined]
