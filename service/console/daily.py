@@ -1,4 +1,5 @@
-"""The overview's message counts and delivery latency, by day, kept once a day is over.
+"""Counts by day, kept once a day is over: the overview's messages and delivery latency,
+and the partners page's last delivered and last failed attempt per partner.
 
 Counting fourteen days of messages on every view reads every message row of those days,
 which grows with the traffic. A day's counts never change once it is over (messages and
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, func, insert, select
 
 from service.console.queries import first_index_since
-from service.db.tables import console_daily, delivery_attempts, messages, outbox
+from service.db.tables import console_daily, delivery_attempts, messages
 from service.ledger.committer import Tx, row_key
 from service.protocol.problems import Problem
 
@@ -27,6 +28,7 @@ GRACE = 3600
 LATENCY_BOUNDS = ((1.0, "< 1 s"), (10.0, "1-10 s"), (60.0, "10-60 s"), (600.0, "1-10 min"))
 LATENCY_LABELS = (*(label for _, label in LATENCY_BOUNDS), "≥ 10 min")
 _MESSAGES, _LATENCY, _DONE = "messages", "latency", "done"
+_LAST_OK, _LAST_FAILED = "last-ok", "last-failed"  # per partner, in milliseconds
 
 
 @dataclass
@@ -35,6 +37,9 @@ class DayCounts:
     messages: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # per latency bucket: deliveries that succeeded that day
     latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_LABELS))
+    # per partner: the time of the day's last delivered and last failed attempt
+    last_ok: dict[str, float] = field(default_factory=dict)
+    last_failed: dict[str, float] = field(default_factory=dict)
 
 
 def is_over(day: int, now: float) -> bool:
@@ -65,16 +70,22 @@ def count_day(conn: Connection, day: int) -> DayCounts:
     if first is None:
         return counts
     end = first_index_since(conn, (day + 1) * DAY)
-    a, o = delivery_attempts.c, outbox.c
+    a, m = delivery_attempts.c, messages.c
+    # An outbound message's row is created when it is queued (its outbox row alike).
     query = (
-        select((a.at - o.created_at).label("latency"))
-        .join(outbox, o.message_pk == a.message_pk)
-        .where(a.pk >= row_key(first), a.outcome == "delivered")
+        select(m.recipient, a.outcome, a.at, (a.at - m.created_at).label("latency"))
+        .join(messages, m.pk == a.message_pk)
+        .where(a.pk >= row_key(first))
     )
     if end is not None:
         query = query.where(a.pk < row_key(end))
     for r in conn.execute(query):
-        counts.latency[_bucket(float(r.latency))] += 1
+        partner, at = str(r.recipient), float(r.at)
+        if r.outcome == "delivered":
+            counts.latency[_bucket(float(r.latency))] += 1
+            counts.last_ok[partner] = max(at, counts.last_ok.get(partner, at))
+        else:
+            counts.last_failed[partner] = max(at, counts.last_failed.get(partner, at))
     return counts
 
 
@@ -95,6 +106,10 @@ def kept_days(conn: Connection, days: Iterable[int]) -> dict[int, DayCounts]:
             counts.messages[(direction, partner, msg_type)] = int(r.n)
         elif r.metric == _LATENCY:
             counts.latency[int(r.key)] = int(r.n)
+        elif r.metric == _LAST_OK:
+            counts.last_ok[str(r.key)] = int(r.n) / 1000
+        elif r.metric == _LAST_FAILED:
+            counts.last_failed[str(r.key)] = int(r.n) / 1000
     done = {int(r.day) for r in rows_done(conn, min(wanted), max(wanted))}
     return {day: counts for day, counts in found.items() if day in done and day in wanted}
 
@@ -127,6 +142,11 @@ class KeepDays:
                 for i, n in enumerate(counts.latency)
                 if n
             )
+            for metric, times in ((_LAST_OK, counts.last_ok), (_LAST_FAILED, counts.last_failed)):
+                rows.extend(
+                    {"day": day, "metric": metric, "key": partner, "n": round(at * 1000)}
+                    for partner, at in times.items()
+                )
         if rows:
             tx.conn.execute(insert(console_daily), rows)
 
@@ -148,13 +168,20 @@ class Summary:
     per_day: list[dict[str, Any]]  # day, direction, partner, count
     by_type: list[tuple[str, int]]  # most first
     latency: list[tuple[str, int]]  # per bucket label
+    # per partner: last_success and last_failure (Unix seconds or None)
+    health: dict[str, dict[str, float | None]]
 
 
 def summarise(days: Mapping[int, DayCounts]) -> Summary:
     per_day: dict[tuple[int, str, str], int] = {}
     by_type: dict[str, int] = {}
     latency = [0] * len(LATENCY_LABELS)
+    health: dict[str, dict[str, float | None]] = {}
     for day, counts in sorted(days.items()):
+        for name, times in (("last_success", counts.last_ok), ("last_failure", counts.last_failed)):
+            for partner, at in times.items():
+                seen = health.setdefault(partner, {"last_success": None, "last_failure": None})
+                seen[name] = max(at, seen[name] or at)
         for (direction, partner, msg_type), n in counts.messages.items():
             key = (day, direction, partner)
             per_day[key] = per_day.get(key, 0) + n
@@ -167,4 +194,5 @@ def summarise(days: Mapping[int, DayCounts]) -> Summary:
         ],
         sorted(by_type.items(), key=lambda item: (-item[1], item[0])),
         list(zip(LATENCY_LABELS, latency, strict=True)),
+        health,
     )

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from service.api.deps import NodeDep, read
 from service.api.tokens import Principal
+from service.console import daily
 from service.console import queries as console_queries
 from service.console.web import CheckedForm, OperatorPage, Refused, render
 from service.exchange import inbox
@@ -172,16 +173,23 @@ async def partners(request: Request, node: NodeDep, who: OperatorPage) -> Respon
     now = node.clock()
     today = datetime.fromtimestamp(now, tz=UTC).date()
     since = now - RATE_WINDOW_DAYS * 86400
+    # Endpoint health over the same number of days: today and the days before it.
+    last_day = int(now // daily.DAY)
+    window = list(range(last_day - RATE_WINDOW_DAYS + 1, last_day + 1))
 
     def gather(conn: Connection) -> dict[str, Any]:
+        counts, to_keep = daily.gather(conn, window, now)
         return {
-            "health": console_queries.endpoint_health(conn, since=since),
+            "health": daily.summarise(counts).health,
+            "to_keep": to_keep,
             "hits": {
                 p: (n, last) for p, n, last in console_queries.rate_limit_hits(conn, since=since)
             },
         }
 
     data = await read(node, gather)
+    if data["to_keep"]:
+        await node.committer.run(daily.KeepDays(data["to_keep"]))
     agreements = [
         (a, agreement_state(a.in_force, a.ends, today))
         for a in sorted(node.registry.agreements.values(), key=lambda a: a.id)

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from service.audit import entries as ev
-from service.db.tables import audit_entries, checkpoints, delivery_attempts, messages, outbox
-from service.ledger.committer import row_key
+from service.db.tables import audit_entries, checkpoints, messages, outbox
 
 
 @dataclass(frozen=True)
@@ -94,32 +93,6 @@ def rate_limit_hits(conn: Connection, *, since: float) -> list[tuple[str, int, f
         .order_by(t.party)
     )
     return [(str(r.party or "-"), int(r.n), float(r.last)) for r in rows]
-
-
-def endpoint_health(conn: Connection, *, since: float) -> dict[str, dict[str, float | None]]:
-    """Per partner: the time of the last delivered and the last failed attempt since
-    `since`. An attempt's row key follows its audit entry's index
-    (`service.ledger.committer.row_key`), so the window is a key range."""
-    first = first_index_since(conn, since)
-    if first is None:
-        return {}
-    a = delivery_attempts.c
-    m = messages.c
-    delivered = func.max(a.at).filter(a.outcome == "delivered")
-    failed = func.max(a.at).filter(a.outcome != "delivered")
-    rows = conn.execute(
-        select(m.recipient, delivered.label("ok"), failed.label("bad"))
-        .join(messages, m.pk == a.message_pk)
-        .where(a.pk >= row_key(first))
-        .group_by(m.recipient)
-    )
-    return {
-        str(r.recipient): {
-            "last_success": None if r.ok is None else float(r.ok),
-            "last_failure": None if r.bad is None else float(r.bad),
-        }
-        for r in rows
-    }
 
 
 def outbox_counts(conn: Connection, states: Iterable[str], *, cap: int) -> dict[str, int]:

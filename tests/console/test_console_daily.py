@@ -48,6 +48,10 @@ def test_a_day_is_kept_once_it_is_over_and_read_back_from_then_on(
     assert (day, "done", "", 0) in rows
     assert sum(n for d, metric, _, n in rows if d == day and metric == "messages") == counted
     assert sum(n for d, metric, _, n in rows if d == day and metric == "latency") == 0
+    # Both outbound messages failed their one attempt to UZ:MIA (tests/console/conftest.py).
+    assert [(m, k) for d, m, k, _ in rows if d == day and m.startswith("last-")] == [
+        ("last-failed", "UZ:MIA")
+    ]
     with node_of(console_client.app).engines.writer.begin() as conn:
         conn.execute(
             update(console_daily)
@@ -74,3 +78,4 @@ def test_kept_counts_summarise_as_the_counted_ones(
     assert again == {}
     assert daily.summarise(read_back) == daily.summarise(counted)
     assert daily.summarise(counted).per_day != []
+    assert set(daily.summarise(counted).health) == {"UZ:MIA"}
