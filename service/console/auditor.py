@@ -59,8 +59,6 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
     await record_query(node.committer, who.name, "console/overview", **_via())
     now = node.clock()
     first_day = int(now // DAY) - OVERVIEW_DAYS + 1
-    since = float(first_day * DAY)
-
     window = [first_day + i for i in range(OVERVIEW_DAYS)]
 
     def gather(conn: Connection) -> dict[str, Any]:
@@ -68,7 +66,6 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
         return {
             "summary": daily.summarise(counts),
             "to_keep": to_keep,
-            "refusals": console_queries.refusals_by_code(conn, since=since),
             "head": store.read_head(conn),
             "checkpoint": console_queries.latest_checkpoint(conn),
             "witness": witness_state(conn, node.witnessing),
@@ -91,7 +88,7 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
             "days": OVERVIEW_DAYS,
             "per_day": charts.stacked_columns(days, series, values),
             "by_type": charts.horizontal(summary.by_type),
-            "refusals": charts.horizontal(data["refusals"]),
+            "refusals": charts.horizontal(summary.refusals),
             "latency": charts.horizontal(summary.latency),
             "head": data["head"],
             "checkpoint": data["checkpoint"],

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Connection, func, insert, select
 
+from service.audit import entries as ev
 from service.console.queries import first_index_since
-from service.db.tables import console_daily, delivery_attempts, messages
+from service.db.tables import audit_entries, console_daily, delivery_attempts, messages
 from service.ledger.committer import Tx, row_key
 from service.protocol.problems import Problem
 
@@ -29,6 +30,7 @@ LATENCY_BOUNDS = ((1.0, "< 1 s"), (10.0, "1-10 s"), (60.0, "10-60 s"), (600.0, "
 LATENCY_LABELS = (*(label for _, label in LATENCY_BOUNDS), "≥ 10 min")
 _MESSAGES, _LATENCY, _DONE = "messages", "latency", "done"
 _LAST_OK, _LAST_FAILED = "last-ok", "last-failed"  # per partner, in milliseconds
+_REFUSALS = "refusals"  # per problem code
 
 
 @dataclass
@@ -40,6 +42,8 @@ class DayCounts:
     # per partner: the time of the day's last delivered and last failed attempt
     last_ok: dict[str, float] = field(default_factory=dict)
     last_failed: dict[str, float] = field(default_factory=dict)
+    # per problem code: messages refused that day
+    refusals: dict[str, int] = field(default_factory=dict)
 
 
 def is_over(day: int, now: float) -> bool:
@@ -53,7 +57,7 @@ def _bucket(latency: float) -> int:
 
 
 def count_day(conn: Connection, day: int) -> DayCounts:
-    """A day's counts from the messages and delivery attempts of that day."""
+    """A day's counts from the messages, delivery attempts and log entries of that day."""
     counts = DayCounts()
     m = messages.c
     rows = conn.execute(
@@ -65,13 +69,18 @@ def count_day(conn: Connection, day: int) -> DayCounts:
         partner = r.sender if r.direction == "in" else r.recipient
         key = (str(r.direction), str(partner), str(r.type))
         counts.messages[key] = counts.messages.get(key, 0) + int(r.n)
-    # An attempt's row key follows its audit entry's index (ledger.committer.row_key).
     first = first_index_since(conn, day * DAY)
-    if first is None:
-        return counts
-    end = first_index_since(conn, (day + 1) * DAY)
+    if first is not None:  # the day's entries are the index range [first, end)
+        end = first_index_since(conn, (day + 1) * DAY)
+        _count_attempts(conn, first, end, counts)
+        _count_refusals(conn, first, end, counts)
+    return counts
+
+
+def _count_attempts(conn: Connection, first: int, end: int | None, counts: DayCounts) -> None:
+    """Latencies and last attempts; an attempt's row key follows its audit entry's index
+    (ledger.committer.row_key), and an outbound message's row is created when queued."""
     a, m = delivery_attempts.c, messages.c
-    # An outbound message's row is created when it is queued (its outbox row alike).
     query = (
         select(m.recipient, a.outcome, a.at, (a.at - m.created_at).label("latency"))
         .join(messages, m.pk == a.message_pk)
@@ -86,7 +95,22 @@ def count_day(conn: Connection, day: int) -> DayCounts:
             counts.last_ok[partner] = max(at, counts.last_ok.get(partner, at))
         else:
             counts.last_failed[partner] = max(at, counts.last_failed.get(partner, at))
-    return counts
+
+
+def _count_refusals(conn: Connection, first: int, end: int | None, counts: DayCounts) -> None:
+    """Refused inbound and outbound messages by problem code (rate limits included), an
+    index range of `ix_audit_event`."""
+    t = audit_entries.c
+    query = (
+        select(t.code, func.count().label("n"))
+        .where(t.event.in_((ev.MESSAGE_REFUSED, ev.SEND_REFUSED)), t.idx >= first)
+        .group_by(t.code)
+    )
+    if end is not None:
+        query = query.where(t.idx < end)
+    for r in conn.execute(query):
+        code = str(r.code or "-")
+        counts.refusals[code] = counts.refusals.get(code, 0) + int(r.n)
 
 
 def kept_days(conn: Connection, days: Iterable[int]) -> dict[int, DayCounts]:
@@ -106,6 +130,8 @@ def kept_days(conn: Connection, days: Iterable[int]) -> dict[int, DayCounts]:
             counts.messages[(direction, partner, msg_type)] = int(r.n)
         elif r.metric == _LATENCY:
             counts.latency[int(r.key)] = int(r.n)
+        elif r.metric == _REFUSALS:
+            counts.refusals[str(r.key)] = int(r.n)
         elif r.metric == _LAST_OK:
             counts.last_ok[str(r.key)] = int(r.n) / 1000
         elif r.metric == _LAST_FAILED:
@@ -142,6 +168,10 @@ class KeepDays:
                 for i, n in enumerate(counts.latency)
                 if n
             )
+            rows.extend(
+                {"day": day, "metric": _REFUSALS, "key": code, "n": n}
+                for code, n in counts.refusals.items()
+            )
             for metric, times in ((_LAST_OK, counts.last_ok), (_LAST_FAILED, counts.last_failed)):
                 rows.extend(
                     {"day": day, "metric": metric, "key": partner, "n": round(at * 1000)}
@@ -168,6 +198,7 @@ class Summary:
     per_day: list[dict[str, Any]]  # day, direction, partner, count
     by_type: list[tuple[str, int]]  # most first
     latency: list[tuple[str, int]]  # per bucket label
+    refusals: list[tuple[str, int]]  # per problem code, most first
     # per partner: last_success and last_failure (Unix seconds or None)
     health: dict[str, dict[str, float | None]]
 
@@ -177,7 +208,10 @@ def summarise(days: Mapping[int, DayCounts]) -> Summary:
     by_type: dict[str, int] = {}
     latency = [0] * len(LATENCY_LABELS)
     health: dict[str, dict[str, float | None]] = {}
+    refusals: dict[str, int] = {}
     for day, counts in sorted(days.items()):
+        for code, n in counts.refusals.items():
+            refusals[code] = refusals.get(code, 0) + n
         for name, times in (("last_success", counts.last_ok), ("last_failure", counts.last_failed)):
             for partner, at in times.items():
                 seen = health.setdefault(partner, {"last_success": None, "last_failure": None})
@@ -194,5 +228,6 @@ def summarise(days: Mapping[int, DayCounts]) -> Summary:
         ],
         sorted(by_type.items(), key=lambda item: (-item[1], item[0])),
         list(zip(LATENCY_LABELS, latency, strict=True)),
+        sorted(refusals.items(), key=lambda item: (-item[1], item[0])),
         health,
     )

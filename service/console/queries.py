@@ -62,24 +62,6 @@ def first_index_since(conn: Connection, since: float) -> int | None:
     return None if first is None else int(first)
 
 
-def refusals_by_code(conn: Connection, *, since: float) -> list[tuple[str, int]]:
-    """Refused inbound and outbound messages by problem code (rate limits included)."""
-    t = audit_entries.c
-    first = first_index_since(conn, since)
-    if first is None:
-        return []
-    rows = conn.execute(
-        select(t.code, func.count().label("n"))
-        .where(
-            t.idx >= first,
-            t.event.in_((ev.MESSAGE_REFUSED, ev.SEND_REFUSED)),
-        )
-        .group_by(t.code)
-        .order_by(func.count().desc())
-    )
-    return [(str(r.code or "-"), int(r.n)) for r in rows]
-
-
 def rate_limit_hits(conn: Connection, *, since: float) -> list[tuple[str, int, float]]:
     """Per partner: inbound messages refused as rate-limited since `since`, and the last."""
     t = audit_entries.c

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from service.clock import FixedClock
 from service.console import daily
 from service.db.tables import console_daily
-from tests.console.conftest import History, node_of, sign_in
+from tests.console.conftest import GARBAGE, History, node_of, sign_in
 from tests.support.nodes import AUDITOR_TOKEN
 
 TOTAL = re.compile(r"Messages in the last 14 days</dt><dd>(\d+)</dd>")
@@ -48,6 +48,7 @@ def test_a_day_is_kept_once_it_is_over_and_read_back_from_then_on(
     assert (day, "done", "", 0) in rows
     assert sum(n for d, metric, _, n in rows if d == day and metric == "messages") == counted
     assert sum(n for d, metric, _, n in rows if d == day and metric == "latency") == 0
+    assert sum(n for d, m, _, n in rows if d == day and m == "refusals") == GARBAGE
     # Both outbound messages failed their one attempt to UZ:MIA (tests/console/conftest.py).
     assert [(m, k) for d, m, k, _ in rows if d == day and m.startswith("last-")] == [
         ("last-failed", "UZ:MIA")
