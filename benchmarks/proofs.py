@@ -178,12 +178,14 @@ def copy_to_postgres(log: auditlog.BuiltLog, url: str) -> None:
                         "INSERT INTO checkpoints (size, root, issued_at, note) VALUES (%s, %s, %s, %s)",
                         row,
                     )
+                # With the frontier and last time, so a node can append to the copy.
                 head = source.execute(
-                    "SELECT size, root, checkpoint_size, checkpoint_at FROM audit_head WHERE id = 1"
+                    "SELECT size, root, checkpoint_size, checkpoint_at, frontier, last_time "
+                    "FROM audit_head WHERE id = 1"
                 ).fetchone()
                 cur.execute(
                     "UPDATE audit_head SET size = %s, root = %s, checkpoint_size = %s, "
-                    "checkpoint_at = %s WHERE id = 1",
+                    "checkpoint_at = %s, frontier = %s, last_time = %s WHERE id = 1",
                     head,
                 )
         with psycopg.connect(nodes.pg_dsn(url), autocommit=True) as target:

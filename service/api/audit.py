@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -21,14 +21,10 @@ from service.api.params import (
     PartyQuery,
     TypeQuery,
 )
-from service.api.tokens import Principal
-from service.audit import entries as ev
 from service.audit import queries, store
-from service.audit.entries import AuditEvent
-from service.ledger.committer import AuditOnly
+from service.audit.querylog import record_query
 from service.protocol.b64 import b64_encode
 from service.protocol.problems import Problem
-from service.runtime import Node
 from service.witness import store as witness_store
 from service.witness.status import cosigned_checkpoint
 
@@ -39,12 +35,6 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 ORIGIN_RE = r"^[!-~](?:[ -~]*[!-~])?$"
 
 _AUTH = problems(401, 403, 422, 503)
-
-
-async def _record(node: Node, who: Principal, endpoint: str, **params: Any) -> None:
-    detail = {"endpoint": endpoint, "auditor": who.name}
-    detail.update({k: v for k, v in params.items() if v is not None})
-    await node.committer.run(AuditOnly([AuditEvent(ev.AUDIT_QUERY, "ok", detail=detail)]))
 
 
 def _size(conn: Connection) -> int:
@@ -77,7 +67,9 @@ async def get_checkpoint(
     size: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
     witnessed: bool = False,
 ) -> PlainTextResponse:
-    await _record(node, who, "checkpoint", size=size, witnessed=witnessed or None)
+    await record_query(
+        node.committer, who.name, "checkpoint", size=size, witnessed=witnessed or None
+    )
 
     note = await read(
         node,
@@ -121,7 +113,7 @@ async def get_witnessed(
     who: AuditorDep,
     origin: Annotated[str, Query(pattern=ORIGIN_RE, max_length=255)],
 ) -> PlainTextResponse:
-    await _record(node, who, "witnessed", origin=origin)
+    await record_query(node.committer, who.name, "witnessed", origin=origin)
 
     def latest_note(conn: Connection) -> str | None:
         latest = witness_store.read_latest(conn, origin)
@@ -146,7 +138,7 @@ async def get_entries(
     start: Annotated[int, Query(ge=0, le=SAFE_INT)],
     end: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> EntriesPage:
-    await _record(node, who, "entries", start=start, end=end)
+    await record_query(node.committer, who.name, "entries", start=start, end=end)
     size = await read(node, _size)
     if not start < end <= size:
         raise Problem("invalid-parameters", f"need 0 <= start < end <= {size} (the tree size)")
@@ -169,7 +161,7 @@ async def get_inclusion(
     index: Annotated[int, Query(ge=0, le=SAFE_INT)],
     size: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> InclusionProof:
-    await _record(node, who, "proofs/inclusion", index=index, size=size)
+    await record_query(node.committer, who.name, "proofs/inclusion", index=index, size=size)
 
     def prove(conn: Connection) -> list[bytes]:
         current = store.read_head(conn).size
@@ -196,7 +188,7 @@ async def get_consistency(
     from_: Annotated[int, Query(alias="from", ge=1, le=SAFE_INT)],
     to: Annotated[int, Query(ge=1, le=SAFE_INT)],
 ) -> ConsistencyProof:
-    await _record(node, who, "proofs/consistency", **{"from": from_, "to": to})
+    await record_query(node.committer, who.name, "proofs/consistency", **{"from": from_, "to": to})
 
     def prove(conn: Connection) -> list[bytes]:
         current = store.read_head(conn).size
@@ -231,9 +223,9 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SearchPage:
     flt = queries.SearchFilter(party, type, outcome, event, message_id, since, until)
-    await _record(
-        node,
-        who,
+    await record_query(
+        node.committer,
+        who.name,
         "search",
         party=party,
         type=type,
@@ -270,7 +262,7 @@ async def export(
     start: Annotated[int, Query(ge=0, le=SAFE_INT)] = 0,
     end: Annotated[int | None, Query(ge=1, le=SAFE_INT)] = None,
 ) -> StreamingResponse:
-    await _record(node, who, "export", start=start, end=end)
+    await record_query(node.committer, who.name, "export", start=start, end=end)
     size = await read(node, _size)
     stop = size if end is None else end
     if not start <= stop <= size:

@@ -35,6 +35,8 @@ LEGAL_HOLD_PLACED = "retention.hold-placed"
 LEGAL_HOLD_RELEASED = "retention.hold-released"
 INBOX_ACK = "inbox.ack"
 PRIVACY_QUERY = "privacy.query"
+CONSOLE_SIGN_IN = "console.sign-in"
+CONSOLE_SIGN_OUT = "console.sign-out"
 
 ENTRY_MEMBERS = (
     "index",

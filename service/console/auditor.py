@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Connection
 
-from service.api.audit import _record as record_query
 from service.api.deps import NodeDep, read
 from service.api.params import (
     EVENT_RE,
@@ -26,7 +25,8 @@ from service.api.params import (
     SAFE_INT,
 )
 from service.audit import merkle, queries, store
-from service.console import charts
+from service.audit.querylog import record_query
+from service.console import charts, daily
 from service.console import queries as console_queries
 from service.console.web import AuditorPage, Refused, render
 from service.protocol.b64 import b64_encode
@@ -56,27 +56,29 @@ def _via(**params: Any) -> dict[str, Any]:
 
 @router.get("/overview")
 async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Response:
-    await record_query(node, who, "console/overview", **_via())
+    await record_query(node.committer, who.name, "console/overview", **_via())
     now = node.clock()
     first_day = int(now // DAY) - OVERVIEW_DAYS + 1
-    since = float(first_day * DAY)
+    window = [first_day + i for i in range(OVERVIEW_DAYS)]
 
     def gather(conn: Connection) -> dict[str, Any]:
+        counts, to_keep = daily.gather(conn, window, now)
         return {
-            "per_day": console_queries.messages_per_day(conn, since=since),
-            "by_type": console_queries.messages_by_type(conn, since=since),
-            "refusals": console_queries.refusals_by_code(conn, since=since),
-            "latency": console_queries.delivery_latency(conn, since=since),
+            "summary": daily.summarise(counts),
+            "to_keep": to_keep,
             "head": store.read_head(conn),
             "checkpoint": console_queries.latest_checkpoint(conn),
             "witness": witness_state(conn, node.witnessing),
         }
 
     data = await read(node, gather)
+    if data["to_keep"]:
+        await node.committer.run(daily.KeepDays(data["to_keep"]))
+    summary: daily.Summary = data["summary"]
     days = [_day(first_day + i) for i in range(OVERVIEW_DAYS)]
-    series = sorted({f"{r['partner']} {_arrow(r['direction'])}" for r in data["per_day"]})
+    series = sorted({f"{r['partner']} {_arrow(r['direction'])}" for r in summary.per_day})
     values: dict[tuple[str, str], int] = {}
-    for r in data["per_day"]:
+    for r in summary.per_day:
         key = (_day(r["day"]), f"{r['partner']} {_arrow(r['direction'])}")
         values[key] = values.get(key, 0) + r["count"]
     return render(
@@ -85,9 +87,9 @@ async def overview(request: Request, node: NodeDep, who: AuditorPage) -> Respons
         {
             "days": OVERVIEW_DAYS,
             "per_day": charts.stacked_columns(days, series, values),
-            "by_type": charts.horizontal(data["by_type"]),
-            "refusals": charts.horizontal(data["refusals"]),
-            "latency": charts.horizontal(data["latency"]),
+            "by_type": charts.horizontal(summary.by_type),
+            "refusals": charts.horizontal(summary.refusals),
+            "latency": charts.horizontal(summary.latency),
             "head": data["head"],
             "checkpoint": data["checkpoint"],
             "total_messages": sum(values.values()),
@@ -177,8 +179,8 @@ async def log(request: Request, node: NodeDep, who: AuditorPage) -> Response:
     next_cursor = None
     if not bad:
         await record_query(
-            node,
-            who,
+            node.committer,
+            who.name,
             "search",
             **_via(**{k: v for k, v in vars(flt).items() if v is not None}, cursor=cursor),
         )
@@ -204,7 +206,7 @@ async def log(request: Request, node: NodeDep, who: AuditorPage) -> Response:
 async def entry(request: Request, node: NodeDep, who: AuditorPage, index: int) -> Response:
     if not 0 <= index <= SAFE_INT:
         raise Refused(422, "invalid-parameters", "index")
-    await record_query(node, who, "entries", **_via(start=index, end=index + 1))
+    await record_query(node.committer, who.name, "entries", **_via(start=index, end=index + 1))
 
     def gather(conn: Connection) -> dict[str, Any]:
         found = queries.page(conn, index, index + 1)
@@ -219,7 +221,9 @@ async def entry(request: Request, node: NodeDep, who: AuditorPage, index: int) -
         raise Refused(404, "not-found", str(index))
     checkpoint = data["checkpoint"]
     if data["proof"] is not None:
-        await record_query(node, who, "proofs/inclusion", **_via(index=index, size=checkpoint.size))
+        await record_query(
+            node.committer, who.name, "proofs/inclusion", **_via(index=index, size=checkpoint.size)
+        )
     item = data["found"][0]
     return render(
         request,
@@ -238,7 +242,7 @@ async def entry(request: Request, node: NodeDep, who: AuditorPage, index: int) -
 @router.get("/checkpoints")
 async def checkpoints(request: Request, node: NodeDep, who: AuditorPage) -> Response:
     before = _cursor(request.query_params.get("before"))
-    await record_query(node, who, "console/checkpoints", **_via(before=before))
+    await record_query(node.committer, who.name, "console/checkpoints", **_via(before=before))
     rows = await read(
         node,
         lambda conn: console_queries.checkpoint_history(conn, limit=PAGE_SIZE + 1, before=before),
@@ -270,7 +274,9 @@ async def _consistency(node: Any, who: Any, old_text: str, new_text: str) -> dic
     old, new = int(old_text), int(new_text)
     if not 1 <= old <= new <= SAFE_INT:
         return {"ok": False, "reason": "sizes"}
-    await record_query(node, who, "proofs/consistency", **_via(**{"from": old, "to": new}))
+    await record_query(
+        node.committer, who.name, "proofs/consistency", **_via(**{"from": old, "to": new})
+    )
 
     def gather(conn: Connection) -> tuple[Any, Any, list[bytes] | None]:
         a = console_queries.checkpoint_at(conn, old)
@@ -292,7 +298,7 @@ async def _consistency(node: Any, who: Any, old_text: str, new_text: str) -> dic
 async def export(request: Request, node: NodeDep, who: AuditorPage) -> Response:
     start = _cursor(request.query_params.get("start")) or 0
     end = _cursor(request.query_params.get("end"))
-    await record_query(node, who, "export", **_via(start=start, end=end))
+    await record_query(node.committer, who.name, "export", **_via(start=start, end=end))
     size = await read(node, lambda conn: store.read_head(conn).size)
     stop = size if end is None else end
     if not start <= stop <= size:

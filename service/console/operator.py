@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from service.api.deps import NodeDep, read
 from service.api.tokens import Principal
+from service.console import daily
 from service.console import queries as console_queries
 from service.console.web import CheckedForm, OperatorPage, Refused, render
 from service.exchange import inbox
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 STATES = ("failed", "pending", "delivered")
 PAGE_LIMIT = 200
+COUNT_CAP = 10_000  # the state tabs count up to this, then say "10000+"
 MAX_RESEND = 200
 RATE_WINDOW_DAYS = 7
 _KID_DATE = re.compile(r"#([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?$")
@@ -44,14 +46,14 @@ async def outbox(request: Request, node: NodeDep, who: OperatorPage) -> Response
     def gather(conn: Connection) -> dict[str, Any]:
         return {
             "rows": inbox.outbox_by_state(conn, state, PAGE_LIMIT),
-            "counts": console_queries.outbox_counts(conn),
+            "counts": console_queries.outbox_counts(conn, STATES, cap=COUNT_CAP),
         }
 
     data = await read(node, gather)
     return render(
         request,
         "outbox.html",
-        {"state": state, "states": STATES, "limit": PAGE_LIMIT, **data},
+        {"state": state, "states": STATES, "limit": PAGE_LIMIT, "cap": COUNT_CAP, **data},
         who=who,
     )
 
@@ -171,16 +173,23 @@ async def partners(request: Request, node: NodeDep, who: OperatorPage) -> Respon
     now = node.clock()
     today = datetime.fromtimestamp(now, tz=UTC).date()
     since = now - RATE_WINDOW_DAYS * 86400
+    # Endpoint health over the same number of days: today and the days before it.
+    last_day = int(now // daily.DAY)
+    window = list(range(last_day - RATE_WINDOW_DAYS + 1, last_day + 1))
 
     def gather(conn: Connection) -> dict[str, Any]:
+        counts, to_keep = daily.gather(conn, window, now)
         return {
-            "health": console_queries.endpoint_health(conn),
+            "health": daily.summarise(counts).health,
+            "to_keep": to_keep,
             "hits": {
                 p: (n, last) for p, n, last in console_queries.rate_limit_hits(conn, since=since)
             },
         }
 
     data = await read(node, gather)
+    if data["to_keep"]:
+        await node.committer.run(daily.KeepDays(data["to_keep"]))
     agreements = [
         (a, agreement_state(a.in_force, a.ends, today))
         for a in sorted(node.registry.agreements.values(), key=lambda a: a.id)

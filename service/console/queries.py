@@ -5,15 +5,13 @@ a limit), so a page costs the same with a million log entries as with a hundred.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from service.audit import entries as ev
-from service.db.tables import audit_entries, checkpoints, delivery_attempts, messages, outbox
-
-DAY = 86400
+from service.db.tables import audit_entries, checkpoints, messages, outbox
 
 
 @dataclass(frozen=True)
@@ -54,38 +52,7 @@ def latest_checkpoint(conn: Connection) -> CheckpointRow | None:
     return found[0] if found else None
 
 
-def messages_per_day(conn: Connection, *, since: float) -> list[dict[str, Any]]:
-    """Count of messages by day, partner and direction since `since` (Unix seconds)."""
-    m = messages.c
-    day = func.floor(m.created_at / DAY)
-    rows = conn.execute(
-        select(day.label("day"), m.direction, m.sender, m.recipient, func.count().label("n"))
-        .where(m.created_at >= since)
-        .group_by(day, m.direction, m.sender, m.recipient)
-    )
-    out: dict[tuple[int, str, str], int] = {}
-    for r in rows:
-        who = r.sender if r.direction == "in" else r.recipient
-        key = (int(r.day), str(r.direction), str(who))
-        out[key] = out.get(key, 0) + int(r.n)
-    return [
-        {"day": k[0], "direction": k[1], "partner": k[2], "count": n}
-        for k, n in sorted(out.items())
-    ]
-
-
-def messages_by_type(conn: Connection, *, since: float) -> list[tuple[str, int]]:
-    m = messages.c
-    rows = conn.execute(
-        select(m.type, func.count().label("n"))
-        .where(m.created_at >= since)
-        .group_by(m.type)
-        .order_by(func.count().desc())
-    )
-    return [(str(r.type), int(r.n)) for r in rows]
-
-
-def _first_index_since(conn: Connection, since: float) -> int | None:
+def first_index_since(conn: Connection, since: float) -> int | None:
     """The first log index at or after `since`: entry times never decrease along the
     index, so a time window is an index range (as in service.audit.queries.search)."""
     t = audit_entries.c
@@ -95,28 +62,10 @@ def _first_index_since(conn: Connection, since: float) -> int | None:
     return None if first is None else int(first)
 
 
-def refusals_by_code(conn: Connection, *, since: float) -> list[tuple[str, int]]:
-    """Refused inbound and outbound messages by problem code (rate limits included)."""
-    t = audit_entries.c
-    first = _first_index_since(conn, since)
-    if first is None:
-        return []
-    rows = conn.execute(
-        select(t.code, func.count().label("n"))
-        .where(
-            t.idx >= first,
-            t.event.in_((ev.MESSAGE_REFUSED, ev.SEND_REFUSED)),
-        )
-        .group_by(t.code)
-        .order_by(func.count().desc())
-    )
-    return [(str(r.code or "-"), int(r.n)) for r in rows]
-
-
 def rate_limit_hits(conn: Connection, *, since: float) -> list[tuple[str, int, float]]:
     """Per partner: inbound messages refused as rate-limited since `since`, and the last."""
     t = audit_entries.c
-    first = _first_index_since(conn, since)
+    first = first_index_since(conn, since)
     if first is None:
         return []
     rows = conn.execute(
@@ -128,49 +77,15 @@ def rate_limit_hits(conn: Connection, *, since: float) -> list[tuple[str, int, f
     return [(str(r.party or "-"), int(r.n), float(r.last)) for r in rows]
 
 
-def delivery_latency(conn: Connection, *, since: float) -> list[tuple[str, int]]:
-    """Delivered messages by time from queueing to the successful attempt, in buckets."""
-    a = delivery_attempts.c
+def outbox_counts(conn: Connection, states: Iterable[str], *, cap: int) -> dict[str, int]:
+    """Messages in each delivery state, counted up to `cap + 1` (an index range each), so
+    the count of a node that delivered millions costs no more than of one with `cap`."""
     o = outbox.c
-    rows = conn.execute(
-        select((a.at - o.created_at).label("latency"))
-        .join(outbox, o.message_pk == a.message_pk)
-        .where(a.outcome == "delivered", a.at >= since)
-    )
-    bounds = [(1.0, "< 1 s"), (10.0, "1-10 s"), (60.0, "10-60 s"), (600.0, "1-10 min")]
-    counts = [0] * (len(bounds) + 1)
-    for r in rows:
-        latency = max(0.0, float(r.latency))
-        slot = next((i for i, (b, _) in enumerate(bounds) if latency < b), len(bounds))
-        counts[slot] += 1
-    labels = [label for _, label in bounds] + ["≥ 10 min"]
-    return list(zip(labels, counts, strict=True))
-
-
-def endpoint_health(conn: Connection) -> dict[str, dict[str, float | None]]:
-    """Per partner: the time of the last delivered and the last failed attempt."""
-    a = delivery_attempts.c
-    m = messages.c
-    delivered = func.max(a.at).filter(a.outcome == "delivered")
-    failed = func.max(a.at).filter(a.outcome != "delivered")
-    rows = conn.execute(
-        select(m.recipient, delivered.label("ok"), failed.label("bad"))
-        .join(messages, m.pk == a.message_pk)
-        .group_by(m.recipient)
-    )
-    return {
-        str(r.recipient): {
-            "last_success": None if r.ok is None else float(r.ok),
-            "last_failure": None if r.bad is None else float(r.bad),
-        }
-        for r in rows
-    }
-
-
-def outbox_counts(conn: Connection) -> dict[str, int]:
-    o = outbox.c
-    rows = conn.execute(select(o.state, func.count().label("n")).group_by(o.state))
-    return {str(r.state): int(r.n) for r in rows}
+    counts: dict[str, int] = {}
+    for state in states:
+        some = select(o.message_pk).where(o.state == state).limit(cap + 1).subquery()
+        counts[state] = int(conn.execute(select(func.count()).select_from(some)).scalar_one())
+    return counts
 
 
 def inbox_backlog(conn: Connection) -> list[tuple[str, str, int, float]]:

@@ -20,10 +20,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.deps import NodeDep
+from service.api.deps import NodeDep, read
 from service.api.tokens import Principal
 from service.clock import rfc3339
-from service.console import i18n
+from service.console import i18n, sessionstore
 from service.console.session import (
     COOKIE,
     LANG_COOKIE,
@@ -84,6 +84,7 @@ class ConsoleState:
         env.filters["when"] = _when
         env.filters["qs"] = _query_string
         accounts = {t.name: (t.role, token_fingerprint(t.sha256)) for t in node.config.tokens}
+        node.committer.run_sync(sessionstore.CloseUnconfigured(accounts))
         return cls(SessionCodec(derive_secret(node.audit_key)), env, accounts)
 
 
@@ -187,23 +188,36 @@ def _set_cookie(
 
 
 def current_session(request: Request) -> Session | None:
+    """The session `load_session` found for this request (None before it ran)."""
+    session: Session | None = getattr(request.state, "console_session", None)
+    return session
+
+
+async def load_session(request: Request) -> Session | None:
+    """The request's session: a cookie signed by this node, not expired, of a token
+    still configured with the same role and digest, whose row is still in the database
+    (not signed out, on any process). One primary-key lookup; cached on the request."""
     if hasattr(request.state, "console_session"):
-        cached: Session | None = request.state.console_session
-        return cached
+        return current_session(request)
     state = console_state(request)
     node: Node = request.app.state.node
-    session = state.codec.read(request.cookies.get(COOKIE), now=node.clock())
+    now = node.clock()
+    session = state.codec.read(request.cookies.get(COOKIE), now=now)
     if session is not None:
         account = state.accounts.get(session.name)
         # The token was removed, moved to another role or replaced: the session ends.
         if account is None or account != (session.role, session.fingerprint):
             session = None
+    if session is not None:
+        found = session
+        if not await read(node, lambda conn: sessionstore.is_open(conn, found, now)):
+            session = None
     request.state.console_session = session
     return session
 
 
-def _principal(request: Request) -> Principal:
-    session = current_session(request)
+async def _principal(request: Request) -> Principal:
+    session = await load_session(request)
     if session is None:
         raise SignInRequired
     return Principal(session.name, session.role)  # type: ignore[arg-type]
@@ -211,7 +225,7 @@ def _principal(request: Request) -> Principal:
 
 def _require(*roles: str) -> Any:
     async def dependency(request: Request) -> Principal:
-        who = _principal(request)
+        who = await _principal(request)
         if who.role not in roles:
             raise Refused(
                 403,
@@ -242,7 +256,7 @@ async def checked_form(request: Request) -> FormData:
     form = await request.form(max_files=0, max_fields=1000)
     token = form.get("csrf")
     state = console_state(request)
-    session = current_session(request)
+    session = await load_session(request)
     if session is not None:
         sid = session.sid
     else:
@@ -275,7 +289,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 @router.get("")
 async def index(request: Request) -> Response:
-    session = current_session(request)
+    session = await load_session(request)
     if session is None:
         return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     return RedirectResponse(home_of(session.role), status_code=303)
@@ -289,6 +303,7 @@ def _pre_session(request: Request) -> None:
 
 @router.get("/sign-in")
 async def sign_in_page(request: Request) -> Response:
+    await load_session(request)
     _pre_session(request)
     return render(request, "sign_in.html", {"next": request.query_params.get("next", "")})
 
@@ -307,7 +322,14 @@ async def sign_in(request: Request, node: NodeDep, form: CheckedForm) -> Respons
         raise Refused(403, "wrong-role", " or ".join(CONSOLE_ROLES))
     role, fingerprint = state.accounts[principal.name]
     minutes = node.config.console.session_minutes
-    cookie = state.codec.issue(principal.name, role, fingerprint, now=node.clock(), minutes=minutes)
+    now = node.clock()
+    cookie = state.codec.issue(principal.name, role, fingerprint, now=now, minutes=minutes)
+    session = state.codec.read(cookie, now=now)
+    assert session is not None  # noqa: S101 - just issued
+    replaced = current_session(request)
+    if replaced is not None:  # signing in again ends the session signed in before
+        await node.committer.run(sessionstore.CloseSession(replaced))
+    await node.committer.run(sessionstore.OpenSession(session))
     response = RedirectResponse(safe_next(form.get("next"), role), status_code=303)
     _set_cookie(request, response, COOKIE, cookie, max_age=minutes * 60)
     response.delete_cookie(PRE_COOKIE, path=PREFIX)
@@ -315,7 +337,10 @@ async def sign_in(request: Request, node: NodeDep, form: CheckedForm) -> Respons
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, form: CheckedForm) -> Response:
+async def sign_out(request: Request, node: NodeDep, form: CheckedForm) -> Response:
+    session = current_session(request)
+    if session is not None:
+        await node.committer.run(sessionstore.CloseSession(session))
     response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response

@@ -49,6 +49,16 @@ class MessageRow(SQLModel, table=True):
             sqlite_where=text("jws IS NOT NULL"),
             postgresql_where=text("jws IS NOT NULL"),
         ),
+        # The inbox backlog (unacknowledged inbound messages), small however many are acked.
+        Index(
+            "ix_messages_unacked",
+            "direction",
+            "sender",
+            "type",
+            "created_at",
+            sqlite_where=text("acked_at IS NULL"),
+            postgresql_where=text("acked_at IS NULL"),
+        ),
     )
 
     # Given by the writer: one more than `audit_index` (see ledger.committer.row_key).
@@ -81,7 +91,11 @@ class OutboxRow(SQLModel, table=True):
     """Delivery state of an outbound message (transactional outbox)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        # A state's messages oldest first (operator API and console), without a sort.
+        Index("ix_outbox_state", "state", "created_at"),
+    )
 
     message_pk: int = Field(sa_column=message_key(primary_key=True))
     state: str = Field(max_length=16)
@@ -118,6 +132,8 @@ class AuditEntryRow(SQLModel, table=True):
         Index("ix_audit_outcome", "outcome", "idx"),
         Index("ix_audit_message", "message_id"),
         Index("ix_audit_time", "time", "idx"),
+        # The console's refusal and rate-limit counts over a time window (an index range).
+        Index("ix_audit_event", "event", "idx", "code"),
     )
 
     idx: int = Field(sa_column=Column(int64(), primary_key=True, autoincrement=False))
@@ -443,3 +459,37 @@ class FileRow(SQLModel, table=True):
 attachments = AttachmentRow.__table__  # type: ignore[attr-defined]
 pending_messages = PendingMessageRow.__table__  # type: ignore[attr-defined]
 files = FileRow.__table__  # type: ignore[attr-defined]
+
+
+class ConsoleSessionRow(SQLModel, table=True):
+    """An open console session (docs/console.md): one row per sign-in, deleted at
+    sign-out, when its token leaves the configuration, or after it expired. A session
+    cookie without its row is refused, by every process of the node."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_expires", "expires_at"),)
+
+    # SHA-256 (hex) of the cookie's random session id: the database never holds the id.
+    sid_digest: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=16)
+    opened_at: float
+    expires_at: float
+
+
+console_sessions = ConsoleSessionRow.__table__  # type: ignore[attr-defined]
+
+
+class ConsoleDailyRow(SQLModel, table=True):
+    """The overview's counts of one day that is over (service/console/daily.py): a
+    `done` row, then per `messages` key (direction|partner|type) and `latency` bucket."""
+
+    __tablename__ = "console_daily"
+
+    day: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    metric: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=128)
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+console_daily = ConsoleDailyRow.__table__  # type: ignore[attr-defined]

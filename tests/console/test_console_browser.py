@@ -296,3 +296,59 @@ def test_no_csp_violation_or_console_error_on_any_page(
     ]:
         visit(page, u + path, shots, name)
     context.close()
+
+
+def test_a_cookie_copied_before_sign_out_is_refused_after_it(
+    browser: Any, page: Watched, live: Live
+) -> None:
+    p = page.page
+    sign_in(p, live, AUDITOR_TOKEN)
+    copied = [c for c in p.context.cookies() if c["name"] == "migex_console"]
+    assert len(copied) == 1
+    with p.expect_navigation():
+        p.get_by_role("button", name="Sign out").click()
+    assert p.url == f"{live.url}/console/sign-in"
+    other = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    try:
+        other.add_cookies(copied)
+        stolen = other.new_page()
+        stolen.goto(f"{live.url}/console/overview")
+        assert stolen.url.startswith(f"{live.url}/console/sign-in")
+        assert stolen.get_by_label("Token").count() == 1
+    finally:
+        other.close()
+    assert page.problems == []
+
+
+def test_the_keyboard_reaches_every_control_with_a_visible_focus(page: Watched, live: Live) -> None:
+    p = page.page
+    sign_in(p, live, AUDITOR_TOKEN)
+    p.goto(f"{live.url}/console/log")
+    p.keyboard.press("Tab")
+    skip = p.locator("a.skip")
+    assert skip.evaluate("e => e === document.activeElement")
+    box = skip.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0  # moved into view when focused
+    controls = p.locator("main input:not([type=hidden]), main button, main select")
+    wanted = {
+        controls.nth(i).evaluate("e => e.id || e.textContent") for i in range(controls.count())
+    }
+    reached: set[str] = set()
+    for _ in range(60):
+        p.keyboard.press("Tab")
+        focused = p.evaluate(
+            """() => {
+                const e = document.activeElement;
+                const s = getComputedStyle(e);
+                return [e.id || e.textContent, s.outlineStyle, s.outlineWidth];
+            }"""
+        )
+        name, style, width = focused
+        assert style != "none", f"no visible focus on {name}"
+        assert width != "0px", f"no visible focus on {name}"
+        reached.add(name)
+        if wanted <= reached:
+            break
+    assert wanted <= reached, wanted - reached
+    assert page.problems == []
