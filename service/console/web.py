@@ -7,6 +7,7 @@ into a redirect to the sign-in page and a wrong role into the 403 page.
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ from service.console.session import (
     new_pre_session_id,
     token_fingerprint,
 )
+from service.protocol.problems import Problem
 from service.runtime import Node
+
+log = logging.getLogger("migex.console")
 
 PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
@@ -84,7 +88,12 @@ class ConsoleState:
         env.filters["when"] = _when
         env.filters["qs"] = _query_string
         accounts = {t.name: (t.role, token_fingerprint(t.sha256)) for t in node.config.tokens}
-        node.committer.run_sync(sessionstore.CloseUnconfigured(accounts))
+        try:
+            node.committer.run_sync(sessionstore.CloseUnconfigured(accounts))
+        except Problem as problem:
+            # The database is down or not migrated yet: the node starts all the same
+            # (/v1/ready says why); each request still checks its session's token.
+            log.warning("console sessions of removed tokens not closed: %s", problem.detail)
         return cls(SessionCodec(derive_secret(node.audit_key)), env, accounts)
 
 
