@@ -31,8 +31,11 @@ class _OneLineErrors(TyperGroup):
 def _file_error(exc: Exception) -> str | None:
     """The one-line message for a file argument's error; None for any other error."""
     from service.config import ConfigError
+    from service.privacy.keks import KekRefused
     from service.protocol.keys import KeyFileError
 
+    if isinstance(exc, KekRefused):
+        return f"refused to start: {exc}"
     if isinstance(exc, ConfigError):
         # Several problems: one line each, under the heading.
         separator = " " if len(exc.problems) == 1 else "\n"
@@ -152,6 +155,7 @@ def serve(
     from service.httpserver import HttpLimits, ensure_descriptors, protocol_factory
     from service.logs import install_process_hooks, log_config
     from service.observability.metrics import MULTIPROC_ENV
+    from service.runtime import check_bodies, load_bodies
 
     cfg = load_config(config)
     limits = cfg.limits
@@ -165,6 +169,8 @@ def serve(
     engines = create_engines(cfg.database_url)
     try:
         migrate.upgrade(engines.writer)
+        # A KEK that cannot read the database refuses start here, in one line.
+        check_bodies(cfg, engines, load_bodies(cfg))
     finally:
         engines.dispose()
     os.environ["MIGEX_CONFIG"] = str(config.resolve())
@@ -464,16 +470,20 @@ def audit_messages(
         Path, typer.Option(help="JSON Lines export of the log from index 0, verified first.")
     ],
 ) -> None:
-    """Check the stored messages against the log: bytes, digests, nothing missing."""
+    """Check the stored messages against the log: bytes, digests, nothing missing.
+
+    Bodies sealed at rest are opened with the configured KEKs only to hash them."""
     from service.audit.stored import check_stored
     from service.config import load_config
     from service.db.engine import create_engines
+    from service.runtime import load_bodies
 
     cfg = load_config(config, check_key_files=False)
+    bodies = load_bodies(cfg)
     engines = create_engines(cfg.database_url)
     try:
         with export.open("rb") as lines:
-            report = check_stored(engines.reader, lines)
+            report = check_stored(engines.reader, lines, bodies)
     finally:
         engines.dispose()
     summary = (
@@ -699,6 +709,12 @@ def privacy_new_key(
     path: Annotated[Path, typer.Argument(help="Where to write the subject key (mode 0600).")],
 ) -> None:
     """Write a fresh random subject key for `privacy.subject_key_file`; never overwrites."""
+    _write_secret(path, 32)
+    typer.echo(f"subject key written to {path}")
+
+
+def _write_secret(path: Path, size: int) -> None:
+    """Write `size` random bytes to a new file of mode 0600; never overwrites."""
     import secrets
 
     try:
@@ -706,8 +722,65 @@ def privacy_new_key(
     except OSError as exc:
         raise _fail(f"cannot create {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as file:
-        file.write(secrets.token_bytes(32))
-    typer.echo(f"subject key written to {path}")
+        file.write(secrets.token_bytes(size))
+
+
+@privacy_app.command("new-kek")
+def privacy_new_kek(
+    path: Annotated[Path, typer.Argument(help="Where to write the KEK (mode 0600).")],
+) -> None:
+    """Write a fresh random key-encryption key for `privacy.kek_files`; never overwrites."""
+    from service.privacy.sealing import KEK_BYTES
+
+    _write_secret(path, KEK_BYTES)
+    typer.echo(f"key-encryption key written to {path}")
+
+
+@privacy_app.command("rotate-kek")
+def privacy_rotate_kek(
+    config: ConfigOpt,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10000, help="Rows re-wrapped or sealed per commit.")
+    ] = 500,
+) -> None:
+    """Re-wrap every stored body's data key under the active KEK, and seal bodies stored
+    in the clear; in batches, each committed and audited (privacy.kek-rotated).
+
+    Stopped at any point, run it again: it resumes with the rows still to do."""
+    from service.privacy.rotation import rotate
+
+    node = _with_node(config)
+    try:
+        if node.bodies.sealer is None:
+            raise _fail("no KEK is configured (privacy.kek_files): there is nothing to seal under")
+        report = rotate(
+            node.committer,
+            node.engines.reader,
+            node.bodies.sealer,
+            operator=_cli_user(),
+            batch_size=batch_size,
+            after_batch=_test_hold_after(),
+        )
+    finally:
+        node.close()
+    typer.echo(json.dumps(report, indent=2))
+
+
+def _test_hold_after() -> Any:
+    """Tests only: with MIGEX_TEST_ROTATE_HOLD_AFTER=N, hang after the N-th committed
+    batch, so that a test can kill the command at a known point."""
+    import threading
+
+    hold = os.environ.get("MIGEX_TEST_ROTATE_HOLD_AFTER")
+    if not hold:
+        return None
+
+    def after_batch(batches: int) -> None:
+        if batches == int(hold):
+            typer.echo(f"holding after batch {batches}", err=True)
+            threading.Event().wait()
+
+    return after_batch
 
 
 # -- send -----------------------------------------------------------------------

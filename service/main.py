@@ -90,6 +90,7 @@ def create_app(
                 settings=settings,
                 transport=http,
                 owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                bodies=node.bodies,
             )
             if run_delivery:
                 worker_task = asyncio.create_task(node.delivery.run_forever(stopping))

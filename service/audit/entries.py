@@ -31,6 +31,7 @@ LEGAL_HOLD_PLACED = "retention.hold-placed"
 LEGAL_HOLD_RELEASED = "retention.hold-released"
 INBOX_ACK = "inbox.ack"
 PRIVACY_QUERY = "privacy.query"
+PRIVACY_KEK_ROTATED = "privacy.kek-rotated"
 
 ENTRY_MEMBERS = (
     "index",

@@ -27,6 +27,7 @@ from service.db.tables import messages, outbox, signed_versions
 from service.exchange.attempts import AttemptResult, AttemptUnit, ResignUnit, SignedCopy
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
 from service.protocol.keys import SigningKey
 from service.protocol.problems import Problem
@@ -69,6 +70,7 @@ class DeliveryWorker:
         transport: httpx.AsyncBaseTransport,
         owner: str,
         rand: random.Random | None = None,
+        bodies: Bodies = PLAINTEXT,
     ) -> None:
         self._engines = engines
         self._committer = committer
@@ -78,6 +80,7 @@ class DeliveryWorker:
         self.settings = settings
         self._transport = transport
         self._owner = owner
+        self._bodies = bodies
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
         self._recording: set[asyncio.Task[None]] = set()
@@ -157,6 +160,7 @@ class DeliveryWorker:
             limit=self.settings.concurrency if limit is None else limit,
             lease_seconds=self.settings.lease_seconds,
             skip_locked=not self._engines.is_sqlite,
+            bodies=self._bodies,
         )
 
     def _claim(self, limit: int | None = None) -> list[Job]:
@@ -203,7 +207,9 @@ class DeliveryWorker:
         env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
         token = jws.sign_compact(self._key, envelope.encode_payload(env))
         fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
-        await self._committer.run(ResignUnit(job.pk, fresh))
+        stored = self._bodies.message(token, env.iss, env.id)
+        stored_version = self._bodies.version(token, env.id, fresh.version)
+        await self._committer.run(ResignUnit(job.pk, fresh, stored, stored_version))
         return fresh
 
     async def _post(self, partner: Partner, copy: SignedCopy) -> AttemptResult:
@@ -291,12 +297,22 @@ class DeliveryWorker:
             max_attempts=self.settings.max_attempts,
             next_at=now + delay,
             owner=self._owner,
+            stored=self._stored_if_delivered(job, result, copy),
         )
         try:
             await self._committer.run(unit)
         except Problem as exc:
             # The database is unavailable: the lease expires and the message is tried again.
             log.warning("attempt not recorded: %s", exc.code)
+
+    def _stored_if_delivered(
+        self, job: Job, result: AttemptResult, copy: SignedCopy
+    ) -> dict[str, Any]:
+        """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
+        if result.outcome != "delivered":
+            return {}
+        sender = envelope.parse_payload(jws.parse_compact(copy.jws).payload).iss
+        return self._bodies.message(copy.jws, sender, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -371,6 +387,7 @@ class ClaimUnit:
     limit: int
     lease_seconds: float
     skip_locked: bool
+    bodies: Bodies = PLAINTEXT
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> list[Job]:
@@ -408,15 +425,18 @@ class ClaimUnit:
             .join(outbox, o.message_pk == messages.c.pk)
             .where(messages.c.pk.in_(pks))
         ).all()
+        ids = {int(r.pk): r.message_id for r in rows}
         copies: dict[int, list[SignedCopy]] = {pk: [] for pk in pks}
         for v in conn.execute(
             select(signed_versions)
             .where(signed_versions.c.message_pk.in_(pks))
             .order_by(signed_versions.c.message_pk, signed_versions.c.version)
-        ):
-            copies[int(v.message_pk)].append(
-                SignedCopy(int(v.version), int(v.iat), v.digest, bytes(v.jws))
-            )
+        ).mappings():
+            pk, version = int(v["message_pk"]), int(v["version"])
+            token = self.bodies.open_version(v, ids[pk], version)
+            if token is None:  # pragma: no cover - signed copies are deleted, never emptied
+                continue
+            copies[pk].append(SignedCopy(version, int(v["iat"]), v["digest"], token))
         return [
             Job(int(r.pk), r.message_id, r.recipient, int(r.attempts), copies[int(r.pk)])
             for r in rows

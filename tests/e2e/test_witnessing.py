@@ -160,7 +160,7 @@ def test_with_two_witnesses_down_exchange_goes_on_and_the_log_catches_up(fed: Wi
         # A checkpoint is signed at most once per interval: wait for one that covers
         # the delivery (and is therefore newer than anything the witnesses saw).
         size = poll(
-            lambda: (s if (s := latest_size(kz)) > before else None),
+            lambda: s if (s := latest_size(kz)) > before else None,
             timeout=DEADLINE,
             what="a checkpoint newer than the witnessed one",
         )
