@@ -17,7 +17,17 @@ import traceback
 
 from benchmarks.figures import Figure, print_commands, print_table, save
 
-BENCHMARKS = ("load", "append", "proofs", "verify", "delivery", "flood", "witness", "console")
+BENCHMARKS = (
+    "load",
+    "append",
+    "proofs",
+    "verify",
+    "delivery",
+    "flood",
+    "witness",
+    "console",
+    "atrest",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

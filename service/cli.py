@@ -904,6 +904,7 @@ def quickstart(
     The options shape the configuration when it is first written; later runs reuse it
     (edit `node.yaml`, or remove it to write it again)."""
     from service.config import render_sample_config
+    from service.privacy.sealing import KEK_BYTES
     from service.protocol.keys import SigningKey, generate_private_key, write_private_key
 
     keys = directory / "keys"
@@ -914,9 +915,12 @@ def quickstart(
     witness_key = keys / "kz-witness-1.pem"
     demo_key = keys / "uz-demo.pem"
     demo_jwk = keys / "uz-demo.jwk.json"
+    kek = keys / "kek-dev-1"
     for own in (node_key, witness_key):
         if not own.exists():
             write_private_key(own, generate_private_key("ed25519"))
+    if not kek.exists():
+        _write_secret(kek, KEK_BYTES)
     if not demo_key.exists():
         private = generate_private_key("ed25519")
         write_private_key(demo_key, private)
@@ -931,12 +935,14 @@ def quickstart(
             witness_key_file=witness_key.resolve(),
             database_url=f"sqlite:///{db}",
             partner_jwk_file=demo_jwk.resolve(),
+            kek_file=kek.resolve(),
             partner_endpoint=partner_endpoint,
         )
         config.write_text(text.replace("port: 8000", f"port: {port}"))
     typer.echo(
         f"configuration: {config}\n"
         f"demo partner UZ:MIA key: {demo_key} (kid UZ:MIA#dev-1)\n"
+        f"key-encryption key (stored bodies are sealed under it): {kek}\n"
         "development tokens: kz-auditor-dev-token, kz-operator-dev-token, kz-client-dev-token",
         err=True,
     )

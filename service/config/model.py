@@ -438,6 +438,7 @@ def render_sample_config(
     witness_key_file: Path,
     database_url: str,
     partner_jwk_file: Path,
+    kek_file: Path,
     partner_endpoint: str = DEMO_PARTNER_ENDPOINT,
 ) -> str:
     """The single-node sample configuration (a KZ:MIA node and one partner), filled in."""
@@ -447,6 +448,7 @@ def render_sample_config(
         witness_key_file=json.dumps(str(witness_key_file)),
         database_url=json.dumps(database_url),
         partner_jwk_file=json.dumps(str(partner_jwk_file)),
+        kek_file=json.dumps(str(kek_file)),
         partner_endpoint=json.dumps(partner_endpoint),
     )
 
