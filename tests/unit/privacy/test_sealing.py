@@ -5,9 +5,13 @@ a stream cut, reordered or extended)."""
 from __future__ import annotations
 
 import io
+import stat
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from service.cli import app
 from service.privacy.sealing import (
     TAG_BYTES,
     KekRing,
@@ -185,3 +189,17 @@ def test_a_rewrapped_stream_header_keeps_the_chunks_openable_under_the_new_kek()
     both = sealer("k2", k1=K1, k2=K2)
     moved = both.rewrap_stream_header(header) + stream[header.length :]
     assert opened(sealer("k2", k2=K2), moved) == b"passport scan " * 10
+
+
+def test_new_kek_writes_32_random_bytes_with_mode_0600_and_never_overwrites(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kek"
+    first = CliRunner().invoke(app, ["privacy", "new-kek", str(path)])
+    assert first.exit_code == 0, first.output
+    key = path.read_bytes()
+    assert len(key) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = CliRunner().invoke(app, ["privacy", "new-kek", str(path)])
+    assert again.exit_code == 1
+    assert path.read_bytes() == key
