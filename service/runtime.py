@@ -232,6 +232,18 @@ def build_node(
     return node
 
 
+# What `config.changed` reports as added and removed.
+CHANGE_KINDS = (
+    "partner_keys",
+    "own_keys",
+    "active_kid",
+    "audit_kid",
+    "rules",
+    "keks",
+    "active_kek",
+)
+
+
 def record_config(node: Node) -> None:
     """Append config.loaded (and config.changed when keys or rules differ from last time)."""
     digest = config_digest(node.config)
@@ -248,6 +260,9 @@ def record_config(node: Node) -> None:
         "active_kid": [node.config.node.active_kid],
         "audit_kid": [node.config.node.audit_kid],
         "rules": rules,
+        # Key-encryption keys by id only, and the active one (docs/privacy.md).
+        "keks": sorted(k.id for k in node.config.privacy.kek_files),
+        "active_kek": [a] if (a := node.config.privacy.effective_active_kek) else [],
     }
     with node.engines.reader.connect() as conn:
         row = conn.execute(select(node_state.c.value).where(node_state.c.key == "config")).first()
@@ -259,7 +274,7 @@ def record_config(node: Node) -> None:
                 "added": sorted(set(state[name]) - set(previous.get(name, []))),
                 "removed": sorted(set(previous.get(name, [])) - set(state[name])),
             }
-            for name in ("partner_keys", "own_keys", "active_kid", "audit_kid", "rules")
+            for name in CHANGE_KINDS
         }
         events.append(AuditEvent(ev.CONFIG_CHANGED, "ok", detail={"digest": digest, **changed}))
     node.committer.run_sync(_StoreConfigState(events, json.dumps(state, sort_keys=True)))
