@@ -761,6 +761,8 @@ def privacy_rotate_kek(
             batch_size=batch_size,
             after_batch=_test_hold_after(),
         )
+    except ValueError as exc:
+        raise _fail(f"rotation refused: {exc}") from None
     finally:
         node.close()
     typer.echo(json.dumps(report, indent=2))

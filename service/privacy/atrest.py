@@ -42,8 +42,10 @@ class Bodies:
     sealer: Sealer | None = None
 
     def columns(self, plaintext: bytes, aad: bytes) -> dict[str, Any]:
+        """The columns to write: the body alone when not sealing (its companions stay
+        null, and a database of a revision before them still takes the row)."""
         if self.sealer is None:
-            return {"jws": plaintext, "kek_id": None, "wrapped_key": None}
+            return {"jws": plaintext}
         sealed = self.sealer.seal(plaintext, aad)
         return {"jws": sealed.body, "kek_id": sealed.kek_id, "wrapped_key": sealed.wrapped_key}
 

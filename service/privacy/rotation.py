@@ -12,6 +12,7 @@ longer used are forgotten (service/privacy/keks.py), and their files may be remo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,7 +33,7 @@ from sqlalchemy import tuple_ as row_value
 
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.tables import messages, signed_versions
+from service.db.tables import messages, node_state, signed_versions
 from service.ledger.committer import GroupCommitter, Tx
 from service.privacy.atrest import Bodies, message_aad, version_aad
 from service.privacy.keks import retire_check, stored_checks
@@ -248,6 +249,24 @@ def left(conn: Connection, active: str) -> dict[str, int]:
     }
 
 
+def check_serving_with(conn: Connection, active: str) -> None:
+    """Refuse (ValueError) to rotate unless the node last started sealing under `active`.
+
+    A process still sealing under the old KEK, or not sealing, would write bodies the
+    rotation has already passed (or overwrite sealed ones in the clear). The node
+    records its configuration's KEK ids at each start (`config` in `node_state`)."""
+    row = conn.execute(select(node_state.c.value).where(node_state.c.key == "config")).first()
+    if row is None:
+        return  # the node never served from this database
+    recorded = json.loads(row.value).get("active_kek", [])
+    if recorded != [active]:
+        now = recorded[0] if recorded else "none"
+        raise ValueError(
+            f"the node last started with active KEK {now}, not {active!r}: restart every "
+            "process of the node with this configuration first, then rotate"
+        )
+
+
 def rotate(
     committer: GroupCommitter,
     reader: Engine,
@@ -260,6 +279,8 @@ def rotate(
     """Run `RotateUnit`s over both tables until no row is left, then retire unused KEKs.
 
     `after_batch` is called with the number of batches committed so far."""
+    with reader.connect() as conn:
+        check_serving_with(conn, sealer.active)
     total = Counts()
     batches = 0
     for table in TABLES:

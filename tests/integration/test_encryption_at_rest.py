@@ -189,11 +189,17 @@ def test_rotation_rewraps_data_keys_and_leaves_every_ciphertext_as_it_was(
         receive(client, federation)
         old = body_rows(node_of(client))
     config = configure(federation, keks, active="k2")
+    refused = CliRunner().invoke(cli_app, ["privacy", "rotate-kek", "-c", str(config)])
+    with start(federation, clock, keks, active="k2"):  # the node restarted with k2 active
+        pass
 
     result = CliRunner().invoke(
         cli_app, ["privacy", "rotate-kek", "-c", str(config), "--batch-size", "2"]
     )
 
+    # Not before the node itself seals under k2: it would write behind the rotation.
+    assert refused.exit_code == 1
+    assert "rotation refused: the node last started with active KEK k1" in refused.output
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rewrapped"] == {"messages": 4, "signed_versions": 1}

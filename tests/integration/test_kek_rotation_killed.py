@@ -65,7 +65,8 @@ def test_rotation_killed_mid_run_resumes_with_the_rows_left(
     with start(federation, clock, {"k1": keks["k1"]}) as client:
         for _ in range(MESSAGES):
             receive(client, federation)
-    config = configure(federation, keks, active="k2")
+    with start(federation, clock, keks, active="k2"):  # the node restarted with k2 active
+        config = configure(federation, keks, active="k2")
     command = [*migex_command(), "privacy", "rotate-kek", "-c", str(config)]
     url = federation.database_url
 
