@@ -140,12 +140,16 @@ def run_node(
     main: Path,
     seconds: int,
     log: Path,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One run against `migex serve`; `privacy` is the configuration's privacy section."""
     with database as url:
         port = nodes.free_port()
         cfg = nodes.node_config(
             kz, uz, database_url=url, port=port, partner_port=9, inbound=True, outbound=False
         )
+        if privacy is not None:
+            cfg["privacy"] = privacy
         config = nodes.write_config(tmp / f"kz-{label}.yaml", cfg)
         target = f"http://127.0.0.1:{port}/v1/messages"
         with nodes.migex_server(config, port, tmp / f"node-{label}.log", WORKERS):

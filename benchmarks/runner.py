@@ -30,6 +30,7 @@ BENCHMARKS = (
     "flat",
     "memory",
     "delivery_ratio",
+    "atrest",
 )
 
 

@@ -6,6 +6,8 @@
 #                                                   (PKCS#8 PEM, mode 0600),
 #   $MIGEX_SECRETS_ROOT/<node>/<node>_witness_key   its Ed25519 witness key, which signs
 #                                                   only cosignatures (PKCS#8 PEM, 0600),
+#   $MIGEX_SECRETS_ROOT/<node>/<node>_kek           its key-encryption key, which seals
+#                                                   stored bodies (32 random bytes, 0600),
 #   $MIGEX_PUBLIC_DIR/<node>.jwk.json               the signing key's public JWK (0644),
 #   $MIGEX_PUBLIC_DIR/<node>.witness-policy         the C2SP tlog-policy of the node's log
 #                                                   (0644): its checkpoint verifier key,
@@ -14,7 +16,7 @@
 # exist. <node>'s directory under MIGEX_SECRETS_ROOT is that node's own secrets volume,
 # mounted in the node at /run/secrets; MIGEX_PUBLIC_DIR is the shared public-keys volume.
 #
-# Idempotent: an existing private key is never replaced. A missing JWK of an existing
+# Idempotent: an existing private key or KEK is never replaced. A missing JWK of an existing
 # key is derived again from the key. Only a node without a key gets a new one. The
 # policies are derived from the keys on every run (the same keys give the same files).
 #
@@ -149,6 +151,14 @@ for node in "${nodes[@]}"; do
   else
     migex keys generate --kid "$witness_kid" --kind ed25519 --out "$witness_key" >/dev/null
     log "$node: generated witness key $witness_kid"
+  fi
+
+  kek="$dir/${node}_kek"
+  if [[ -e $kek ]]; then
+    log "$node: keeping existing key-encryption key"
+  else
+    migex privacy new-kek "$kek" >/dev/null
+    log "$node: generated key-encryption key"
   fi
 done
 

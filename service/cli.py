@@ -31,8 +31,11 @@ class _OneLineErrors(TyperGroup):
 def _file_error(exc: Exception) -> str | None:
     """The one-line message for a file argument's error; None for any other error."""
     from service.config import ConfigError
+    from service.privacy.keks import KekRefused
     from service.protocol.keys import KeyFileError
 
+    if isinstance(exc, KekRefused):
+        return f"refused to start: {exc}"
     if isinstance(exc, ConfigError):
         # Several problems: one line each, under the heading.
         separator = " " if len(exc.problems) == 1 else "\n"
@@ -154,6 +157,7 @@ def serve(
     from service.httpserver import HttpLimits, ensure_descriptors, protocol_factory
     from service.logs import install_process_hooks, log_config
     from service.observability.metrics import MULTIPROC_ENV
+    from service.runtime import check_bodies, load_bodies
 
     cfg = load_config(config)
     limits = cfg.limits
@@ -167,6 +171,8 @@ def serve(
     engines = create_engines(cfg.database_url)
     try:
         migrate.upgrade(engines.writer)
+        # A KEK that cannot read the database refuses start here, in one line.
+        check_bodies(cfg, engines, load_bodies(cfg))
     finally:
         engines.dispose()
     os.environ["MIGEX_CONFIG"] = str(config.resolve())
@@ -466,19 +472,23 @@ def audit_messages(
         Path, typer.Option(help="JSON Lines export of the log from index 0, verified first.")
     ],
 ) -> None:
-    """Check the stored messages against the log: bytes, digests, nothing missing."""
+    """Check the stored messages against the log: bytes, digests, nothing missing.
+
+    Bodies sealed at rest are opened with the configured KEKs only to hash them."""
     from service.attachments.store import FileStore
     from service.audit.stored import check_stored
     from service.config import load_config
     from service.db.engine import create_engines
+    from service.runtime import load_bodies
 
     cfg = load_config(config, check_key_files=False)
+    bodies = load_bodies(cfg)
     engines = create_engines(cfg.database_url)
     directory = Path(cfg.attachments.directory)
     store = FileStore(directory) if directory.is_dir() else None
     try:
         with export.open("rb") as lines:
-            report = check_stored(engines.reader, lines, store)
+            report = check_stored(engines.reader, lines, store=store, bodies=bodies)
     finally:
         engines.dispose()
     summary = (
@@ -727,6 +737,12 @@ def privacy_new_key(
     path: Annotated[Path, typer.Argument(help="Where to write the subject key (mode 0600).")],
 ) -> None:
     """Write a fresh random subject key for `privacy.subject_key_file`; never overwrites."""
+    _write_secret(path, 32)
+    typer.echo(f"subject key written to {path}")
+
+
+def _write_secret(path: Path, size: int) -> None:
+    """Write `size` random bytes to a new file of mode 0600; never overwrites."""
     import secrets
 
     try:
@@ -734,8 +750,67 @@ def privacy_new_key(
     except OSError as exc:
         raise _fail(f"cannot create {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as file:
-        file.write(secrets.token_bytes(32))
-    typer.echo(f"subject key written to {path}")
+        file.write(secrets.token_bytes(size))
+
+
+@privacy_app.command("new-kek")
+def privacy_new_kek(
+    path: Annotated[Path, typer.Argument(help="Where to write the KEK (mode 0600).")],
+) -> None:
+    """Write a fresh random key-encryption key for `privacy.kek_files`; never overwrites."""
+    from service.privacy.sealing import KEK_BYTES
+
+    _write_secret(path, KEK_BYTES)
+    typer.echo(f"key-encryption key written to {path}")
+
+
+@privacy_app.command("rotate-kek")
+def privacy_rotate_kek(
+    config: ConfigOpt,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10000, help="Rows re-wrapped or sealed per commit.")
+    ] = 500,
+) -> None:
+    """Re-wrap every stored body's data key under the active KEK, and seal bodies stored
+    in the clear; in batches, each committed and audited (privacy.kek-rotated).
+
+    Stopped at any point, run it again: it resumes with the rows still to do."""
+    from service.privacy.rotation import rotate
+
+    node = _with_node(config)
+    try:
+        if node.bodies.sealer is None:
+            raise _fail("no KEK is configured (privacy.kek_files): there is nothing to seal under")
+        report = rotate(
+            node.committer,
+            node.engines.reader,
+            node.bodies.sealer,
+            operator=_cli_user(),
+            batch_size=batch_size,
+            after_batch=_test_hold_after(),
+        )
+    except ValueError as exc:
+        raise _fail(f"rotation refused: {exc}") from None
+    finally:
+        node.close()
+    typer.echo(json.dumps(report, indent=2))
+
+
+def _test_hold_after() -> Any:
+    """Tests only: with MIGEX_TEST_ROTATE_HOLD_AFTER=N, hang after the N-th committed
+    batch, so that a test can kill the command at a known point."""
+    import threading
+
+    hold = os.environ.get("MIGEX_TEST_ROTATE_HOLD_AFTER")
+    if not hold:
+        return None
+
+    def after_batch(batches: int) -> None:
+        if batches == int(hold):
+            typer.echo(f"holding after batch {batches}", err=True)
+            threading.Event().wait()
+
+    return after_batch
 
 
 # -- send -----------------------------------------------------------------------
@@ -859,6 +934,7 @@ def quickstart(
     The options shape the configuration when it is first written; later runs reuse it
     (edit `node.yaml`, or remove it to write it again)."""
     from service.config import render_sample_config
+    from service.privacy.sealing import KEK_BYTES
     from service.protocol.keys import SigningKey, generate_private_key, write_private_key
 
     keys = directory / "keys"
@@ -869,9 +945,12 @@ def quickstart(
     witness_key = keys / "kz-witness-1.pem"
     demo_key = keys / "uz-demo.pem"
     demo_jwk = keys / "uz-demo.jwk.json"
+    kek = keys / "kek-dev-1"
     for own in (node_key, witness_key):
         if not own.exists():
             write_private_key(own, generate_private_key("ed25519"))
+    if not kek.exists():
+        _write_secret(kek, KEK_BYTES)
     if not demo_key.exists():
         private = generate_private_key("ed25519")
         write_private_key(demo_key, private)
@@ -886,12 +965,14 @@ def quickstart(
             witness_key_file=witness_key.resolve(),
             database_url=f"sqlite:///{db}",
             partner_jwk_file=demo_jwk.resolve(),
+            kek_file=kek.resolve(),
             partner_endpoint=partner_endpoint,
         )
         config.write_text(text.replace("port: 8000", f"port: {port}"))
     typer.echo(
         f"configuration: {config}\n"
         f"demo partner UZ:MIA key: {demo_key} (kid UZ:MIA#dev-1)\n"
+        f"key-encryption key (stored bodies are sealed under it): {kek}\n"
         "development tokens: kz-auditor-dev-token, kz-operator-dev-token, kz-client-dev-token",
         err=True,
     )

@@ -93,6 +93,7 @@ def create_app(
                 transport=http,
                 owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                 store=lambda: node.store,
+                bodies=node.bodies,
             )
             if run_delivery:
                 worker_task = asyncio.create_task(node.delivery.run_forever(stopping))

@@ -31,6 +31,9 @@ from service.exchange.refusals import RefusalLimits, SourceRule, trusted_network
 from service.ledger.committer import AuditOnly, GroupCommitter
 from service.observability.metrics import ExchangeMetrics
 from service.partners.registry import PartnerRegistry
+from service.privacy.atrest import PLAINTEXT, Bodies
+from service.privacy.keks import verify_keks
+from service.privacy.sealing import KEK_BYTES, KekRing, Sealer
 from service.protocol.keys import PublicKey, SigningKey, load_signing_key
 from service.protocol.receipts import sha256_digest
 from service.witness.cosigner import Cosigner
@@ -61,6 +64,8 @@ class Node:
     refusal_limits: RefusalLimits
     sources: SourceRule
     subject_key: bytes | None = None
+    # How bodies are stored: sealed under the KEK ring (privacy.kek_files), or as they are.
+    bodies: Bodies = PLAINTEXT
     delivery: DeliveryWorker | None = None
     metrics: ExchangeMetrics = field(default_factory=ExchangeMetrics)
     # Witnessing (service/witness): this node as a witness, and its own log's policy.
@@ -131,6 +136,24 @@ def load_subject_key(config: NodeConfig) -> bytes | None:
     return read_secret_file(Path(path), "subject key file", MIN_SUBJECT_KEY_BYTES)
 
 
+def load_bodies(config: NodeConfig) -> Bodies:
+    """How the node stores bodies: sealed under its KEK ring, or as they are without one."""
+    active = config.privacy.effective_active_kek
+    if active is None:
+        return PLAINTEXT
+    keys = {
+        k.id: read_secret_file(Path(k.file), "KEK file", KEK_BYTES, exact=True)
+        for k in config.privacy.kek_files
+    }
+    return Bodies(Sealer(KekRing(keys, active)))
+
+
+def check_bodies(config: NodeConfig, engines: Engines, bodies: Bodies) -> None:
+    """Refuse (KekRefused) to run on a database these KEKs cannot read (privacy/keks.py)."""
+    files = {k.id: Path(k.file) for k in config.privacy.kek_files}
+    verify_keks(engines.writer, bodies.sealer, files)
+
+
 def build_node(
     config: NodeConfig,
     *,
@@ -145,9 +168,15 @@ def build_node(
         raise ValueError(f"audit key {config.node.audit_kid} must be an Ed25519 key")
     party = config.node.party
     subject_key = load_subject_key(config)
+    bodies = load_bodies(config)
     engines = create_engines(config.database_url)
-    if migrate_on_start:
-        migrate.upgrade(engines.writer)
+    try:
+        if migrate_on_start:
+            migrate.upgrade(engines.writer)
+        check_bodies(config, engines, bodies)
+    except BaseException:
+        engines.dispose()
+        raise
     registry = registry_from_config(config)
     limits = config.limits
     node = Node(
@@ -171,6 +200,7 @@ def build_node(
             max_members=limits.max_json_members,
             max_observations=limits.max_observations,
             subject_key=subject_key,
+            bodies=bodies,
         ),
         outbound=OutboundPolicy(
             node_party=party,
@@ -180,6 +210,7 @@ def build_node(
             max_members=limits.max_json_members,
             max_observations=limits.max_observations,
             subject_key=subject_key,
+            bodies=bodies,
         ),
         signer=ReceiptSigner(party, signing_key, clock),
         refusal_limits=refusal_limits(config),
@@ -188,6 +219,7 @@ def build_node(
         ),
         metrics=ExchangeMetrics(p.party for p in registry.partners()),
         subject_key=subject_key,
+        bodies=bodies,
     )
     node.committer = GroupCommitter(
         engines,
@@ -210,6 +242,18 @@ def build_node(
     return node
 
 
+# What `config.changed` reports as added and removed.
+CHANGE_KINDS = (
+    "partner_keys",
+    "own_keys",
+    "active_kid",
+    "audit_kid",
+    "rules",
+    "keks",
+    "active_kek",
+)
+
+
 def record_config(node: Node) -> None:
     """Append config.loaded (and config.changed when keys or rules differ from last time)."""
     digest = config_digest(node.config)
@@ -226,6 +270,9 @@ def record_config(node: Node) -> None:
         "active_kid": [node.config.node.active_kid],
         "audit_kid": [node.config.node.audit_kid],
         "rules": rules,
+        # Key-encryption keys by id only, and the active one (docs/privacy.md).
+        "keks": sorted(k.id for k in node.config.privacy.kek_files),
+        "active_kek": [a] if (a := node.config.privacy.effective_active_kek) else [],
     }
     with node.engines.reader.connect() as conn:
         row = conn.execute(select(node_state.c.value).where(node_state.c.key == "config")).first()
@@ -237,7 +284,7 @@ def record_config(node: Node) -> None:
                 "added": sorted(set(state[name]) - set(previous.get(name, []))),
                 "removed": sorted(set(previous.get(name, [])) - set(state[name])),
             }
-            for name in ("partner_keys", "own_keys", "active_kid", "audit_kid", "rules")
+            for name in CHANGE_KINDS
         }
         events.append(AuditEvent(ev.CONFIG_CHANGED, "ok", detail={"digest": digest, **changed}))
     node.committer.run_sync(_StoreConfigState(events, json.dumps(state, sort_keys=True)))

@@ -176,7 +176,7 @@ async def read_inbox(
     items, next_cursor = await read(
         node,
         lambda conn: inbox.inbox_page(
-            conn, msg_type=type, unacked=unacked, after=cursor, limit=limit
+            conn, msg_type=type, unacked=unacked, after=cursor, limit=limit, bodies=node.bodies
         ),
     )
     return InboxPage.model_validate({"messages": items, "next_cursor": next_cursor})

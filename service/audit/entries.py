@@ -37,6 +37,7 @@ INBOX_ACK = "inbox.ack"
 PRIVACY_QUERY = "privacy.query"
 CONSOLE_SIGN_IN = "console.sign-in"
 CONSOLE_SIGN_OUT = "console.sign-out"
+PRIVACY_KEK_ROTATED = "privacy.kek-rotated"
 
 ENTRY_MEMBERS = (
     "index",

@@ -6,7 +6,8 @@ log (verified first with `migex audit verify`): every stored message and signed 
 must hash to its digest, that digest must be in the log under the message's id, and
 every message the log says was accepted or queued must still be stored. A message
 whose bytes were purged under the retention period keeps its digest, which is still
-checked against the log. Each attachment a message names must be among the files its
+checked against the log. A sealed body (docs/privacy.md) is opened only to hash it.
+Each attachment a message names must be among the files its
 creating entry lists and, unless purged, be in the attachment store with bytes that
 hash to its digest. Lines whose search columns differ from their entry are
 reported too (see `service.audit.columns`).
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
@@ -25,6 +27,7 @@ from service.attachments.store import AttachmentStore, digest_of
 from service.audit import entries as ev
 from service.audit.columns import column_mismatches
 from service.db.tables import attachments, messages, outbox, signed_versions
+from service.privacy.atrest import PLAINTEXT, Bodies, BodyUnreadable, message_aad, version_aad
 from service.protocol.receipts import message_digest
 
 # The event that created a stored message, by the message's direction.
@@ -127,44 +130,72 @@ def _check_files(
 
 
 def check_stored(
-    engine: Engine, export: Iterable[bytes], store: AttachmentStore | None = None
+    engine: Engine,
+    export: Iterable[bytes],
+    *,
+    store: AttachmentStore | None = None,
+    bodies: Bodies = PLAINTEXT,
 ) -> StoredReport:
     """Check the messages stored in `engine`'s database against the exported log, and
-    their attachment files in `store`."""
+    their attachment files in `store`.
+
+    A sealed body is opened with `bodies` only to hash it; one that does not open (a
+    KEK not given, or bytes altered or moved) is a finding."""
     logged = _read_log(export)
     report = StoredReport(findings=list(logged.findings))
     stored: set[tuple[str, str]] = set()
     m, o, v = messages.c, outbox.c, signed_versions.c
     with engine.connect() as conn:
         copies: dict[int, set[str]] = {}
-        for copy in conn.execution_options(yield_per=1000).execute(
-            select(v.message_pk, v.version, v.digest, v.jws, m.message_id).join(
-                messages, m.pk == v.message_pk
+        for copy in (
+            conn.execution_options(yield_per=1000)
+            .execute(
+                select(
+                    v.message_pk, v.version, v.digest, v.jws, v.kek_id, v.wrapped_key, m.message_id
+                ).join(messages, m.pk == v.message_pk)
             )
+            .mappings()
         ):
             report.copies += 1
-            copies.setdefault(int(copy.message_pk), set()).add(copy.digest)
-            if message_digest(bytes(copy.jws)) != copy.digest:
-                report.findings.append(
-                    f"message {copy.message_id}: signed copy {copy.version} does not hash "
-                    "to its recorded digest"
-                )
-        for row in conn.execution_options(yield_per=1000).execute(
-            select(m.pk, m.direction, m.message_id, m.digest, m.jws, o.state).outerjoin(
-                outbox, o.message_pk == m.pk
+            copies.setdefault(int(copy["message_pk"]), set()).add(copy["digest"])
+            name = f"message {copy['message_id']}: signed copy {copy['version']}"
+            aad = version_aad(copy["message_id"], int(copy["version"]))
+            token = _opened(report, bodies, copy, aad, name)
+            if token is not None and message_digest(token) != copy["digest"]:
+                report.findings.append(f"{name} does not hash to its recorded digest")
+        for row in (
+            conn.execution_options(yield_per=1000)
+            .execute(
+                select(
+                    m.pk,
+                    m.direction,
+                    m.sender,
+                    m.message_id,
+                    m.digest,
+                    m.jws,
+                    m.kek_id,
+                    m.wrapped_key,
+                    o.state,
+                ).outerjoin(outbox, o.message_pk == m.pk)
             )
+            .mappings()
         ):
             report.messages += 1
-            name = f"message {row.message_id} ({row.direction})"
-            stored.add((row.direction, row.message_id))
-            if row.jws is None:
+            name = f"message {row['message_id']} ({row['direction']})"
+            stored.add((row["direction"], row["message_id"]))
+            if row["jws"] is None:
                 report.purged += 1
-            elif message_digest(bytes(row.jws)) != row.digest:
-                report.findings.append(f"{name}: its stored bytes do not hash to its digest")
+            else:
+                aad = message_aad(row["sender"], row["message_id"])
+                token = _opened(report, bodies, row, aad, name)
+                if token is None:
+                    continue
+                if message_digest(token) != row["digest"]:
+                    report.findings.append(f"{name}: its stored bytes do not hash to its digest")
+                    continue
+            if logged.has(row["message_id"], row["digest"]):
                 continue
-            if logged.has(row.message_id, row.digest):
-                continue
-            if row.state == "pending" and row.digest in copies.get(int(row.pk), set()):
+            if row["state"] == "pending" and row["digest"] in copies.get(int(row["pk"]), set()):
                 # Signed again while waiting and not sent since: its attempt will log it.
                 report.unsent += 1
                 continue
@@ -176,3 +207,14 @@ def check_stored(
                 f"message {message_id} ({direction}): in the log at index {index}, not stored"
             )
     return report
+
+
+def _opened(
+    report: StoredReport, bodies: Bodies, row: Mapping[Any, Any], aad: bytes, name: str
+) -> bytes | None:
+    """The stored body of `row` as received or signed; None (and a finding) if it does not open."""
+    try:
+        return bodies.open(row, aad)
+    except BodyUnreadable as exc:
+        report.findings.append(f"{name}: its stored body does not open: {exc}")
+        return None

@@ -33,6 +33,22 @@ def check_config(cfg: NodeConfig) -> list[Finding]:
     findings += _tokens(cfg)
     findings += _timings(cfg)
     findings += _retention(cfg)
+    findings += _keks(cfg)
+    return findings
+
+
+def _keks(cfg: NodeConfig) -> list[Finding]:
+    """KEK ids once each; the active KEK among them (needed when there are several)."""
+    privacy = cfg.privacy
+    ids = {k.id for k in privacy.kek_files}
+    findings = _duplicates(
+        ((("privacy", "kek_files", i, "id"), k.id) for i, k in enumerate(privacy.kek_files)),
+        "KEK id",
+    )
+    if privacy.active_kek is not None and privacy.active_kek not in ids:
+        findings.append((("privacy", "active_kek"), f"no KEK {privacy.active_kek!r} in kek_files"))
+    if privacy.active_kek is None and len(ids) > 1:
+        findings.append((("privacy", "active_kek"), "name the KEK new bodies are sealed under"))
     return findings
 
 

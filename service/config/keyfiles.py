@@ -2,7 +2,7 @@
 
 This is the loader's I/O edge. `read_jwk_files` fills in each partner key's `jwk`
 from its `jwk_file` (a JWK, or a JWK Set holding the key's kid); `check_key_files`
-opens the node's private keys, identifier salt and subject key, refusing files that are missing,
+opens the node's private keys, identifier salt, subject key and KEKs, refusing files that are missing,
 unreadable, or readable by group or others. Both return findings (location,
 message) instead of stopping at the first problem.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.config.yamlsource import Loc
+from service.privacy.sealing import KEK_BYTES
 from service.protocol.keys import SigningKey, load_signing_key
 
 if TYPE_CHECKING:
@@ -99,6 +100,10 @@ def check_key_files(cfg: NodeConfig) -> list[Finding]:
         problem = secret_file_problem(subject_key, "subject key file", MIN_SUBJECT_KEY_BYTES)
         if problem is not None:
             findings.append((("privacy", "subject_key_file"), problem))
+    for index, kek in enumerate(cfg.privacy.kek_files):
+        problem = secret_file_problem(kek.file, "KEK file", KEK_BYTES, exact=True)
+        if problem is not None:
+            findings.append((("privacy", "kek_files", index, "file"), problem))
     return findings
 
 
@@ -123,8 +128,10 @@ def _check_key_kinds(cfg: NodeConfig, loaded: dict[str, SigningKey]) -> list[Fin
     return findings
 
 
-def secret_file_problem(path: Path, what: str, min_bytes: int) -> str | None:
-    """Why the secret file at `path` cannot be used, or None."""
+def secret_file_problem(
+    path: Path, what: str, min_bytes: int, *, exact: bool = False
+) -> str | None:
+    """Why the secret file at `path` cannot be used, or None; `exact`: of `min_bytes` bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
@@ -140,14 +147,16 @@ def secret_file_problem(path: Path, what: str, min_bytes: int) -> str | None:
         return (
             f"{what} {path} has mode {mode:04o}; group and others must have no access (chmod 600)"
         )
+    if exact and info.st_size != min_bytes:
+        return f"{what} {path} holds {info.st_size} bytes; it must hold exactly {min_bytes}"
     if info.st_size < min_bytes:
         return f"{what} {path} holds {info.st_size} bytes; it needs at least {min_bytes}"
     return None
 
 
-def read_secret_file(path: Path, what: str, min_bytes: int) -> bytes:
+def read_secret_file(path: Path, what: str, min_bytes: int, *, exact: bool = False) -> bytes:
     """The bytes of a secret file, checked as `secret_file_problem` does; ValueError."""
-    problem = secret_file_problem(path, what, min_bytes)
+    problem = secret_file_problem(path, what, min_bytes, exact=exact)
     if problem is not None:
         raise ValueError(problem)
     with path.open("rb") as file:

@@ -10,7 +10,7 @@ problem found is reported, each with the line to edit:
 Environment: MIGEX_CONFIG names the file (read by the CLI and `main.app`); MIGEX_DATABASE_URL replaces
 `database_url`; MIGEX_PUBLIC_KEYS_DIR replaces the directory of every partner
 `jwk_file`; MIGEX_SECRETS_DIR replaces the directory of every private key file, of
-the identifier salt file and of the subject key file.
+the identifier salt file, of the subject key file and of every KEK file.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from service.config.types import (
     FilePath,
     Ident,
     IsoDate,
+    KekId,
     Kid,
     Kids,
     Lax,
@@ -224,10 +225,27 @@ class RetentionConfig(_Section):
     agreements: Annotated[tuple[AgreementRetentionConfig, ...], Lax] = ()
 
 
+class KekFileConfig(_Section):
+    """A key-encryption key: 32 random bytes in a secret file (`migex privacy new-kek`)."""
+
+    id: KekId
+    file: FilePath
+
+
 class PrivacyConfig(_Section):
-    """Personal data: the secret that keys the disclosure index (docs/privacy.md)."""
+    """Personal data: the secret that keys the disclosure index, and the key-encryption
+    keys that seal stored bodies (docs/privacy.md)."""
 
     subject_key_file: FilePath | None = None
+    kek_files: Annotated[tuple[KekFileConfig, ...], Lax] = ()
+    # The KEK new bodies are sealed under; may be left out when there is one KEK.
+    active_kek: KekId | None = None
+
+    @property
+    def effective_active_kek(self) -> str | None:
+        if self.active_kek is not None:
+            return self.active_kek
+        return self.kek_files[0].id if len(self.kek_files) == 1 else None
 
 
 class ConsoleConfig(_Section):
@@ -457,6 +475,7 @@ def render_sample_config(
     witness_key_file: Path,
     database_url: str,
     partner_jwk_file: Path,
+    kek_file: Path,
     partner_endpoint: str = DEMO_PARTNER_ENDPOINT,
 ) -> str:
     """The single-node sample configuration (a KZ:MIA node and one partner), filled in."""
@@ -466,6 +485,7 @@ def render_sample_config(
         witness_key_file=json.dumps(str(witness_key_file)),
         database_url=json.dumps(database_url),
         partner_jwk_file=json.dumps(str(partner_jwk_file)),
+        kek_file=json.dumps(str(kek_file)),
         partner_endpoint=json.dumps(partner_endpoint),
     )
 
@@ -542,7 +562,11 @@ def _resolve_paths(cfg: NodeConfig, base: Path, env: Mapping[str, str]) -> NodeC
         update={
             "subject_key_file": None
             if subject_key is None
-            else _place(subject_key, base, secrets_dir)
+            else _place(subject_key, base, secrets_dir),
+            "kek_files": tuple(
+                k.model_copy(update={"file": _place(k.file, base, secrets_dir)})
+                for k in cfg.privacy.kek_files
+            ),
         }
     )
     partners = tuple(

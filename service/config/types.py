@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from service.exchange.periods import CATEGORY_NAMES
 from service.partners.agreements import EXCHANGE_TYPES
+from service.privacy.sealing import KEK_ID_RE
 from service.protocol.envelope import AGREEMENT_RE, KID_RE, PARTY_RE, PURPOSE_RE
 
 # The roles a bearer token can hold (the local API's, the auditors' and the
@@ -46,6 +47,7 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
         "a token holder's name such as auditor-kz-1",
     ),
     "sha256": (re.compile(r"^[0-9a-f]{64}$"), "a SHA-256 digest in 64 lowercase hex digits"),
+    "kek": (re.compile(f"^{KEK_ID_RE}$"), "a KEK id such as 2026-12 (letters, digits, . _ -)"),
 }
 
 
@@ -124,6 +126,7 @@ Lax = Field(strict=False)
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Party = Annotated[str, _pattern("party")]
 Kid = Annotated[str, _pattern("kid")]
+KekId = Annotated[str, _pattern("kek")]
 Country = Annotated[str, _pattern("country")]
 Ident = Annotated[str, _pattern("ident")]
 AgreementId = Annotated[str, _pattern("agreement")]

@@ -55,7 +55,9 @@ async def _dataset(node: Any, sender: str, message_id: str) -> dict[str, Any]:
         key = console_queries.inbound_key(conn, sender, message_id, TYPE)
         if key is None:
             return None
-        items, _ = inbox.inbox_page(conn, msg_type=TYPE, unacked=False, after=key - 1, limit=1)
+        items, _ = inbox.inbox_page(
+            conn, msg_type=TYPE, unacked=False, after=key - 1, limit=1, bodies=node.bodies
+        )
         return items[0] if items else None
 
     item = await read(node, find)

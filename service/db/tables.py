@@ -73,7 +73,10 @@ class MessageRow(SQLModel, table=True):
     reply_to: str | None = Field(default=None, max_length=36)
     iat: int = Field(sa_column=Column(int64(), nullable=False))
     digest: str = Field(max_length=64)
+    # The body as received or signed; sealed when `kek_id` is set (privacy/atrest.py).
     jws: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    kek_id: str | None = Field(default=None, max_length=32)
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     status: str = Field(max_length=16)
     rule_id: str = Field(max_length=64)
     created_at: float
@@ -281,7 +284,10 @@ class SignedVersionRow(SQLModel, table=True):
     version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     iat: int = Field(sa_column=Column(int64(), nullable=False))
     digest: str = Field(max_length=64)
+    # Sealed when `kek_id` is set (privacy/atrest.py).
     jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    kek_id: str | None = Field(default=None, max_length=32)
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 signed_versions = SignedVersionRow.__table__  # type: ignore[attr-defined]

@@ -41,10 +41,15 @@ class AttemptResult:
 
 @dataclass
 class ResignUnit:
-    """Keep a freshly signed copy before it is sent, so the bytes sent are always known."""
+    """Keep a freshly signed copy before it is sent, so the bytes sent are always known.
+
+    `stored` and `stored_version` are the copy's columns as the message's body and as
+    its signed copy (`Bodies.message`, `Bodies.version`), sealed before the lock."""
 
     message_pk: int
     copy: SignedCopy
+    stored: dict[str, Any]
+    stored_version: dict[str, Any]
 
     needs_savepoint: ClassVar[bool] = False
 
@@ -57,11 +62,11 @@ class ResignUnit:
                 "version": c.version,
                 "iat": c.iat,
                 "digest": c.digest,
-                "jws": c.jws,
+                **self.stored_version,
             },
         )
         tx.defer_update(
-            messages, "pk", self.message_pk, {"jws": c.jws, "digest": c.digest, "iat": c.iat}
+            messages, "pk", self.message_pk, {**self.stored, "digest": c.digest, "iat": c.iat}
         )
 
     def refused(self, tx: Tx, problem: Problem) -> None:
@@ -125,6 +130,8 @@ class AttemptUnit:
     max_attempts: int
     next_at: float
     owner: str
+    # The copy's columns as the message's body (`Bodies.message`): stored on delivery.
+    stored: dict[str, Any]
     needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> str:
@@ -178,7 +185,7 @@ class AttemptUnit:
                 "status": "delivered",
                 "receipt": r.receipt,
                 "receipt_audit_index": r.receipt_index,
-                "jws": self.copy.jws,
+                **self.stored,
                 "digest": self.copy.digest,
                 "iat": self.copy.iat,
             }

@@ -36,6 +36,7 @@ from service.exchange.attempts import (
 from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
 from service.protocol.keys import SigningKey
 from service.protocol.problems import Problem
@@ -85,6 +86,7 @@ class DeliveryWorker:
         owner: str,
         rand: random.Random | None = None,
         store: Callable[[], AttachmentStore] | None = None,
+        bodies: Bodies = PLAINTEXT,
     ) -> None:
         self._engines = engines
         self._committer = committer
@@ -94,6 +96,7 @@ class DeliveryWorker:
         self.settings = settings
         self._transport = transport
         self._owner = owner
+        self._bodies = bodies
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
         self._store = store
         self._wake = asyncio.Event()
@@ -174,6 +177,7 @@ class DeliveryWorker:
             limit=self.settings.concurrency if limit is None else limit,
             lease_seconds=self.settings.lease_seconds,
             skip_locked=not self._engines.is_sqlite,
+            bodies=self._bodies,
         )
 
     def _claim(self, limit: int | None = None) -> list[Job]:
@@ -222,7 +226,9 @@ class DeliveryWorker:
         env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
         token = jws.sign_compact(self._key, envelope.encode_payload(env))
         fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
-        await self._committer.run(ResignUnit(job.pk, fresh))
+        stored = self._bodies.message(token, env.iss, env.id)
+        stored_version = self._bodies.version(token, env.id, fresh.version)
+        await self._committer.run(ResignUnit(job.pk, fresh, stored, stored_version))
         return fresh
 
     async def _post(
@@ -357,12 +363,22 @@ class DeliveryWorker:
             max_attempts=self.settings.max_attempts,
             next_at=now + delay,
             owner=self._owner,
+            stored=self._stored_if_delivered(job, result, copy),
         )
         try:
             await self._committer.run(unit)
         except Problem as exc:
             # The database is unavailable: the lease expires and the message is tried again.
             log.warning("attempt not recorded: %s", exc.code)
+
+    def _stored_if_delivered(
+        self, job: Job, result: AttemptResult, copy: SignedCopy
+    ) -> dict[str, Any]:
+        """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
+        if result.outcome != "delivered":
+            return {}
+        sender = envelope.parse_payload(jws.parse_compact(copy.jws).payload).iss
+        return self._bodies.message(copy.jws, sender, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -442,6 +458,7 @@ class ClaimUnit:
     limit: int
     lease_seconds: float
     skip_locked: bool
+    bodies: Bodies = PLAINTEXT
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> list[Job]:
@@ -479,15 +496,18 @@ class ClaimUnit:
             .join(outbox, o.message_pk == messages.c.pk)
             .where(messages.c.pk.in_(pks))
         ).all()
+        ids = {int(r.pk): r.message_id for r in rows}
         copies: dict[int, list[SignedCopy]] = {pk: [] for pk in pks}
         for v in conn.execute(
             select(signed_versions)
             .where(signed_versions.c.message_pk.in_(pks))
             .order_by(signed_versions.c.message_pk, signed_versions.c.version)
-        ):
-            copies[int(v.message_pk)].append(
-                SignedCopy(int(v.version), int(v.iat), v.digest, bytes(v.jws))
-            )
+        ).mappings():
+            pk, version = int(v["message_pk"]), int(v["version"])
+            token = self.bodies.open_version(v, ids[pk], version)
+            if token is None:  # pragma: no cover - signed copies are deleted, never emptied
+                continue
+            copies[pk].append(SignedCopy(version, int(v["iat"]), v["digest"], token))
         return [
             Job(int(r.pk), r.message_id, r.recipient, int(r.attempts), copies[int(r.pk)])
             for r in rows

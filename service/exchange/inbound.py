@@ -27,6 +27,7 @@ from service.ledger.committer import Tx, Unit
 from service.partners.agreements import check_agreement
 from service.partners.registry import Partner, PartnerRegistry
 from service.partners.rules import decide
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.privacy.index import defer_disclosure
 from service.privacy.subjects import Disclosed, disclosure_of
 from service.protocol import envelope, jsonstrict, jws
@@ -48,6 +49,8 @@ class InboundPolicy:
     max_observations: int
     # The disclosure index's key (privacy.subject_key_file); None keeps no index.
     subject_key: bytes | None = None
+    # How bodies are stored: sealed when a KEK is configured (privacy.kek_files).
+    bodies: Bodies = PLAINTEXT
 
 
 _KID = re.compile(KID_RE)
@@ -138,6 +141,8 @@ class Checked:
     warnings: list[dict[str, str]] = field(default_factory=list)
     stale_problem: Problem | None = None
     disclosed: Disclosed | None = None
+    # The body's columns as stored (sealed before the writer's lock); None: refused.
+    stored: dict[str, Any] | None = None
 
 
 def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
@@ -217,6 +222,7 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
         schema_problem,
         warnings,
         disclosed=disclosed,
+        stored=None if schema_problem else policy.bodies.message(raw, env.iss, env.id),
     )
 
 
@@ -354,6 +360,8 @@ class AcceptUnit:
         of its stored attachments (digest, size, media type), committed to by both."""
         c = self.checked
         env = c.env
+        if c.stored is None:  # pragma: no cover - every message that can be stored was sealed
+            raise RuntimeError("the body of an accepted message was not prepared for storage")
         event = self._event(attached) if attached else self._accepted
         index = tx.audit.append(event)
         receipt = self.signer.sign(
@@ -364,7 +372,7 @@ class AcceptUnit:
             env,
             direction="in",
             digest=c.digest,
-            jws=c.raw,
+            body=c.stored,
             status="accepted",
             rule_id=c.rule_id or "",
             audit_index=index,

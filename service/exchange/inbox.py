@@ -12,6 +12,7 @@ from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import delivery_attempts, messages, outbox
 from service.ledger.committer import Tx
+from service.privacy.atrest import Bodies
 from service.protocol import envelope, jws
 from service.protocol.problems import Problem
 from service.witness.intake import proof_state
@@ -92,7 +93,13 @@ def outbound_status(conn: Connection, node: str, message_id: str) -> dict[str, A
 
 
 def inbox_page(
-    conn: Connection, *, msg_type: str | None, unacked: bool, after: int | None, limit: int
+    conn: Connection,
+    *,
+    msg_type: str | None,
+    unacked: bool,
+    after: int | None,
+    limit: int,
+    bodies: Bodies,
 ) -> tuple[list[dict[str, Any]], int | None]:
     m = messages.c
     query = select(messages).where(m.direction == "in")
@@ -116,7 +123,9 @@ def inbox_page(
             "received_at": r["created_at"],
             "audit_index": r["audit_index"],
             "acked": r["acked_at"] is not None,
-            "body": (_decoded(r["jws"]) or {}).get("body") if r["jws"] is not None else None,
+            "body": (_decoded(bodies.open_message(r, r["sender"], r["message_id"])) or {}).get(
+                "body"
+            ),
             "purged": r["purged_at"] is not None,
         }
         for r in rows[:limit]

@@ -30,6 +30,7 @@ from service.partners.agreements import check_agreement
 from service.partners.fields import filter_fields
 from service.partners.registry import PartnerRegistry
 from service.partners.rules import decide
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.privacy.index import defer_disclosure
 from service.privacy.subjects import Disclosed, disclosure_of
 from service.protocol import envelope, jws
@@ -78,6 +79,9 @@ class Prepared:
     removed: list[str]
     # What the signed copy discloses about persons; None: no person, or no index kept.
     disclosed: Disclosed | None = None
+    # The copy's columns as stored in `messages` and as signed copy 1 (sealed or not).
+    stored: dict[str, Any] = dataclasses.field(kw_only=True)
+    stored_version: dict[str, Any] = dataclasses.field(kw_only=True)
 
 
 def _members(req: OutboundRequest) -> dict[str, Any]:
@@ -140,6 +144,8 @@ class OutboundPolicy:
     max_observations: int
     # The disclosure index's key (privacy.subject_key_file); None keeps no index.
     subject_key: bytes | None = None
+    # How bodies are stored: sealed when a KEK is configured (privacy.kek_files).
+    bodies: Bodies = PLAINTEXT
 
 
 def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepared:
@@ -191,7 +197,16 @@ def prepare(req: OutboundRequest, policy: OutboundPolicy, now: float) -> Prepare
     disclosed = (
         None if policy.subject_key is None else disclosure_of(policy.subject_key, req.type, body)
     )
-    return Prepared(env, token, message_digest(token), decision.rule_id, removed, disclosed)
+    return Prepared(
+        env,
+        token,
+        message_digest(token),
+        decision.rule_id,
+        removed,
+        disclosed,
+        stored=policy.bodies.message(token, node, env.id),
+        stored_version=policy.bodies.version(token, env.id, 1),
+    )
 
 
 @dataclass(frozen=True)
@@ -244,7 +259,7 @@ class QueueUnit:
             env,
             direction="out",
             digest=p.digest,
-            jws=p.jws,
+            body=p.stored,
             status="queued",
             rule_id=p.rule_id,
             audit_index=index,
@@ -262,7 +277,13 @@ class QueueUnit:
             )
         tx.defer(
             signed_versions,
-            {"message_pk": pk, "version": 1, "iat": env.iat, "digest": p.digest, "jws": p.jws},
+            {
+                "message_pk": pk,
+                "version": 1,
+                "iat": env.iat,
+                "digest": p.digest,
+                **p.stored_version,
+            },
         )
         defer_attachments(tx, pk, declared)
         tx.defer(

@@ -141,7 +141,17 @@ class PurgeUnit:
             return PurgeBatch(0, 0, None, held)
         pks = [int(r.pk) for r in rows]
         inbound = sum(1 for r in rows if r.direction == "in")
-        tx.conn.execute(update(messages).where(m.pk.in_(pks)).values(jws=None, purged_at=tx.now))
+        tx.conn.execute(
+            update(messages)
+            .where(m.pk.in_(pks))
+            .values(
+                # The ciphertext and its wrapped data key go together (docs/privacy.md).
+                jws=None,
+                kek_id=None,
+                wrapped_key=None,
+                purged_at=tx.now,
+            )
+        )
         tx.conn.execute(delete(signed_versions).where(signed_versions.c.message_pk.in_(pks)))
         files, orphaned = _purge_attachments(tx, pks)
         detail: dict[str, Any] = {

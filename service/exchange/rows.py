@@ -4,6 +4,7 @@ row linking it to its case (for legal holds, exchange/holds.py)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from service.db.tables import message_cases, messages
@@ -17,7 +18,7 @@ def defer_message(
     *,
     direction: str,
     digest: str,
-    jws: bytes,
+    body: Mapping[str, Any],
     status: str,
     rule_id: str,
     audit_index: int,
@@ -25,7 +26,8 @@ def defer_message(
     removed_fields: str | None = None,
 ) -> int:
     """Queue the insert of one message row (every column given, as executemany needs),
-    created with the audit entry at `audit_index`; return its primary key."""
+    created with the audit entry at `audit_index`; return its primary key. `body` holds
+    the stored body's columns (`Bodies.message`: sealed, or as they are)."""
     pk = row_key(audit_index)
     row: dict[str, Any] = {
         "pk": pk,
@@ -39,7 +41,7 @@ def defer_message(
         "reply_to": env.reply_to,
         "iat": env.iat,
         "digest": digest,
-        "jws": jws,
+        **body,
         "status": status,
         "rule_id": rule_id,
         "created_at": tx.now,

@@ -26,6 +26,7 @@ from service.audit import merkle
 from service.audit.entries import AuditEvent
 from service.db.tables import delivery_proofs, messages, node_state, partner_checkpoints
 from service.ledger.committer import GroupCommitter, Tx
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
 from service.protocol.b64 import b64_decode
 from service.protocol.problems import Problem
@@ -307,9 +308,11 @@ class ProofIntake:
         committer: GroupCommitter,
         partners: Mapping[str, PartnerProofs],
         interval: float = 1.0,
+        bodies: Bodies = PLAINTEXT,
     ) -> None:
         self.node = node
         self.reader = reader
+        self.bodies = bodies
         self.committer = committer
         self.partners = partners
         self.interval = interval
@@ -347,15 +350,20 @@ class ProofIntake:
         with self.reader.connect() as conn:
             after = _cursor(conn)
             rows = conn.execute(
-                select(m.pk, m.sender, m.message_id, m.jws)
+                select(m.pk, m.sender, m.message_id, m.jws, m.kek_id, m.wrapped_key)
                 .where(m.direction == "in", m.type == PROOFS_TYPE, m.pk > after)
                 .order_by(m.pk)
                 .limit(BATCH)
-            ).all()
-        return [
-            (int(r.pk), r.sender, r.message_id, None if r.jws is None else bytes(r.jws))
-            for r in rows
-        ]
+            ).mappings()
+            return [
+                (
+                    int(r["pk"]),
+                    r["sender"],
+                    r["message_id"],
+                    self.bodies.open_message(r, r["sender"], r["message_id"]),
+                )
+                for r in rows
+            ]
 
     def _check(
         self, pk: int, sender: str, message_id: str, token: bytes | None

@@ -47,6 +47,7 @@ class DeliveryProofs:
             reader=node.engines.reader,
             committer=node.committer,
             partners=self.partners,
+            bodies=node.bodies,
         )
         self.offered = 0
 

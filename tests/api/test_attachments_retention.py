@@ -113,13 +113,13 @@ def test_audit_messages_checks_each_file_against_the_logged_digest(
 ) -> None:
     node = node_of(client)
     _accepted(client, federation, clock, PDF, OTHER_PDF)
-    report = check_stored(node.engines.reader, _export(client), node.store)
+    report = check_stored(node.engines.reader, _export(client), store=node.store)
     assert (report.ok, report.files) == (True, 2), report.findings
 
     path = node.store.root / "objects" / digest(PDF)[8:10] / digest(PDF)[8:]
     path.write_bytes(OTHER_PDF)  # the file changed on disk behind the node's back
     node.store.delete(digest(OTHER_PDF))
-    report = check_stored(node.engines.reader, _export(client), node.store)
+    report = check_stored(node.engines.reader, _export(client), store=node.store)
     assert [f.split(": ", 1)[1] for f in report.findings] == [
         "its stored bytes do not hash to its digest",
         "its file is not in the attachment store",

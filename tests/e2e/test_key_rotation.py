@@ -19,9 +19,11 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, select
 
+from service.config import load_config
 from service.db.tables import messages
 from service.protocol import jws
 from service.protocol.keys import load_signing_key
+from service.runtime import load_bodies
 from service.sending import Draft, sign_draft
 from tests.e2e.federation import (
     NODES,
@@ -94,17 +96,19 @@ def post_signed_with(key_file: Path, kid: str, url: str) -> httpx.Response:
     )
 
 
-def stored_kid(database: Path, message_id: str) -> str:
-    """The kid of the message as the receiving node stored it."""
-    engine = create_engine(f"sqlite:///{database}")
+def stored_kid(config: Path, env: dict[str, str], message_id: str) -> str:
+    """The kid of the message as the receiving node stored it (sealed under its KEK)."""
+    cfg = load_config(config, env=env)
+    engine = create_engine(cfg.database_url)
+    m = messages.c
     try:
         with engine.connect() as conn:
-            token = conn.execute(
-                select(messages.c.jws).where(messages.c.message_id == message_id)
-            ).scalar_one()
+            row = conn.execute(select(messages).where(m.message_id == message_id)).mappings().one()
     finally:
         engine.dispose()
-    return jws.parse_compact(bytes(token)).kid
+    token = load_bodies(cfg).open_message(row, row["sender"], message_id)
+    assert token is not None
+    return jws.parse_compact(token).kid
 
 
 def config_changes(agency: Agency) -> list[dict[str, Any]]:
@@ -185,7 +189,7 @@ def rotation(tmp_path_factory: pytest.TempPathFactory) -> Observed:
         procs["kz"].restart()
         sent = kz.queue(**statistics_to("UZ:MIA"))["id"]
         seen.sent_status = kz.delivered(sent)
-        seen.sent_kid = stored_kid(tmp / "uz.db", sent)
+        seen.sent_kid = stored_kid(configs.paths["uz"], node_env(tmp, "uz"), sent)
         reply = uz.queue(**statistics_to("KZ:MIA"))["id"]
         seen.receipt_status = uz.delivered(reply)
         seen.old_key_while_pinned = post_signed_with(old_key_file, OLD, uz.url)

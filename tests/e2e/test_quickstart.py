@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, select
 
+from service.db.tables import messages
 from tests.support.processes import child_environment, free_port, migex_command, poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +96,12 @@ def test_the_readme_walk_through_works_as_written(quickstart: tuple[str, Path]) 
         f"{url}/v1/audit/search", headers=AUDITOR, params={"message_id": answer["id"]}
     ).json()
     assert [e["entry"]["event"] for e in found["entries"]] == ["message.accepted"]
+    # The quick start seals what it stores under the KEK it wrote (docs/privacy.md).
+    engine = create_engine(f"sqlite:///{directory / 'migex.db'}")
+    try:
+        with engine.connect() as conn:
+            kek_ids = conn.execute(select(messages.c.kek_id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert kek_ids == ["dev-1"]
+    assert len((directory / "keys" / "kek-dev-1").read_bytes()) == 32

@@ -22,6 +22,7 @@ from service.db.tables import audit_entries, messages
 from service.exchange.rows import defer_message
 from service.ledger.cache import BatchCache, KnownMessage
 from service.ledger.committer import GroupCommitter, Tx
+from service.privacy.atrest import PLAINTEXT
 from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
 from tests.support.batches import in_one_batch
@@ -91,7 +92,7 @@ def message(tx: Tx, status: str = "queued", message_id: str | None = None) -> in
         env,
         direction="out",
         digest="0" * 64,
-        jws=b"x.y.z",
+        body=PLAINTEXT.message(b"x.y.z", env.iss, env.id),
         status=status,
         rule_id="r1",
         audit_index=tx.audit.size - 1,

@@ -22,6 +22,7 @@ from service.config import load_config
 from service.db.tables import audit_entries, disclosure_subjects, disclosures
 from service.main import create_app
 from service.runtime import Node
+from tests.support.atrest import allow_notices
 from tests.support.nodes import (
     CLIENT_TOKEN,
     PRIVACY_TOKEN,
@@ -53,16 +54,7 @@ def privacy_rules(key_file: Path | None) -> Any:
         sending_rules(cfg)
         if key_file is not None:
             cfg["privacy"] = {"subject_key_file": str(key_file)}
-        uz = next(p for p in cfg["partners"] if p["party"] == "UZ:MIA")
-        uz["rules"].append(
-            {
-                "id": "uz-in-violation",
-                "direction": "inbound",
-                "types": ["migration.violation-notice"],
-                "agreements": ["kz-uz-2019"],
-                "purposes": ["illegal-migration-control"],
-            }
-        )
+        allow_notices(cfg)
 
     return mutate
 

@@ -89,6 +89,7 @@ CONFIG_COMMANDS: dict[str, Args] = {
         *("audit", "messages", "--config", str(x), "--export", str(p.export))
     ],
     "retention purge": lambda p, x: ["retention", "purge", "--config", str(x)],
+    "privacy rotate-kek": lambda p, x: ["privacy", "rotate-kek", "--config", str(x)],
     "send --config": lambda p, x: [
         *("send", "--file", str(p.draft), "--to", "UZ:MIA", "--type"),
         *("statistics.migration-flows", "--agreement", "kz-uz-2019"),
@@ -140,6 +141,7 @@ WRITE_COMMANDS: dict[str, Args] = {
         *("keys", "generate", "--kid", "KZ:MIA#9", "--out", str(p.tmp / "new.pem")),
         *("--jwk-out", str(x)),
     ],
+    "privacy new-kek": lambda p, x: ["privacy", "new-kek", str(x)],
 }
 
 DIRECTORY_COMMANDS: dict[str, Args] = {

@@ -867,13 +867,17 @@ def test_sample_template_renders_a_loadable_config(tmp_path: Path) -> None:
         witness_key_file=tmp_path / "kz-witness.pem",
         database_url=f"sqlite:///{tmp_path / 'node.db'}",
         partner_jwk_file=tmp_path / "uz.jwk.json",
+        kek_file=tmp_path / "kek",
     )
+    (tmp_path / "kek").write_bytes(bytes(32))
+    (tmp_path / "kek").chmod(0o600)
     path = tmp_path / "node.yaml"
     path.write_text(text)
     cfg = load_config(path, env={})
     assert cfg.partners[0].party == "UZ:MIA"
     assert cfg.node.signing_keys[0].file == tmp_path / "kz.pem"
     assert cfg.node.witness_kid == "KZ:MIA#witness-1"
+    assert cfg.privacy.effective_active_kek == "dev-1"
 
 
 def test_configuration_docs_reproduce_the_kz_file_exactly() -> None:

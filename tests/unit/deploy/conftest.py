@@ -136,6 +136,9 @@ class KeyDirs:
     def witness_key(self, node: str) -> Path:
         return self.secrets_root / node / f"{node}_witness_key"
 
+    def kek(self, node: str) -> Path:
+        return self.secrets_root / node / f"{node}_kek"
+
     def policy(self, node: str) -> Path:
         return self.public_dir / f"{node}.witness-policy"
 

@@ -71,6 +71,17 @@ def test_first_run_creates_one_witness_key_per_node_with_mode_0600(
     assert modes == dict.fromkeys(NODES, 0o600)
 
 
+def test_first_run_creates_one_kek_of_32_random_bytes_per_node_with_mode_0600(
+    generated_keys: KeyDirs,
+) -> None:
+    keks = {n: generated_keys.kek(n) for n in NODES}
+    assert {n: stat.S_IMODE(k.stat().st_mode) for n, k in keks.items()} == dict.fromkeys(
+        NODES, 0o600
+    )
+    assert {len(k.read_bytes()) for k in keks.values()} == {32}
+    assert len({k.read_bytes() for k in keks.values()}) == len(NODES)
+
+
 def public_raw(path: Path) -> bytes:
     private = load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(private, Ed25519PrivateKey)
@@ -154,12 +165,19 @@ def test_jwk_is_the_public_half_of_the_node_key(generated_keys: KeyDirs, node: s
 
 def test_second_run_keeps_every_existing_key(run_keys_init: RunKeysInit, key_dirs: KeyDirs) -> None:
     run_keys_init()
-    before = {
-        n: (key_dirs.key(n).read_bytes(), key_dirs.witness_key(n).read_bytes()) for n in NODES
-    }
+
+    def kept() -> dict[str, tuple[bytes, ...]]:
+        return {
+            n: tuple(
+                p.read_bytes() for p in (key_dirs.key(n), key_dirs.witness_key(n), key_dirs.kek(n))
+            )
+            for n in NODES
+        }
+
+    before = kept()
     second = run_keys_init()
     assert second.returncode == 0, second.stderr
-    after = {n: (key_dirs.key(n).read_bytes(), key_dirs.witness_key(n).read_bytes()) for n in NODES}
+    after = kept()
     assert after == before
 
 

@@ -91,7 +91,11 @@ def test_init_script_creates_the_database_of_every_node() -> None:
 @pytest.mark.parametrize("node", sorted(NODES))
 def test_node_keys_are_read_from_its_own_secrets_volume(configs: dict[str, Any], node: str) -> None:
     secrets = {s for s in strings_in(configs[node]) if s.startswith("/run/secrets/")}
-    assert secrets == {f"/run/secrets/{node}_signing_key", f"/run/secrets/{node}_witness_key"}
+    assert secrets == {
+        f"/run/secrets/{node}_signing_key",
+        f"/run/secrets/{node}_witness_key",
+        f"/run/secrets/{node}_kek",
+    }
 
 
 @pytest.mark.parametrize("node", sorted(NODES))

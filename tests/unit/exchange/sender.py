@@ -76,6 +76,7 @@ class Sender:
             transport=transport,
             owner=owner,
             rand=self.rand,
+            bodies=node.bodies,
         )
 
     def transport(self) -> httpx.AsyncBaseTransport:

@@ -19,6 +19,7 @@ from service.config import load_config
 from service.exchange.attempts import AttemptResult, AttemptUnit
 from service.exchange.delivery import MAX_ANSWER_BYTES, Job
 from service.exchange.outbound import RequeueUnit
+from service.privacy.atrest import PLAINTEXT
 from service.protocol.receipts import message_digest
 from service.runtime import Node, build_node
 from tests.support.batches import in_one_batch
@@ -342,6 +343,9 @@ def _attempt(sender: Sender, job: Job, result: AttemptResult, owner: str) -> Att
         max_attempts=sender.settings.max_attempts,
         next_at=sender.clock(),
         owner=owner,
+        stored=PLAINTEXT.message(job.copies[-1].jws, "KZ:MIA", job.message_id)
+        if result.outcome == "delivered"
+        else {},
     )
 
 
