@@ -72,6 +72,10 @@ def local_config(name: str, ports: Mapping[str, int], database: Path) -> str:
     text = loopback((DOCKER_CONFIG / f"{name}.yaml").read_text("utf-8"), ports)
     text = _sub_once(r"(?m)^  policy_file: .*$", f"  policy_file: {policy}", text)
     text = _sub_once(r"(?m)^database_url: .*$", f'database_url: "sqlite:///{database}"', text)
+    attachments = database.parent / f"{name}-attachments"
+    text = _sub_once(
+        r"(?m)^  directory: /var/lib/migex/attachments$", f"  directory: {attachments}", text
+    )
     text = _sub_once(
         r"(?m)^listen: .*$", f'listen: {{host: "127.0.0.1", port: {ports[name]}}}', text
     )
@@ -91,7 +95,10 @@ def changed_lines(name: str, text: str) -> list[tuple[str, str]]:
 def only_addresses_and_timing_changed(name: str, text: str) -> bool:
     return all(
         re.match(
-            r"^\s*(endpoint|database_url|listen|policy_file|" + "|".join(DELIVERY_TIMING) + "):", a
+            r"^\s*(endpoint|database_url|listen|policy_file|directory|"
+            + "|".join(DELIVERY_TIMING)
+            + "):",
+            a,
         )
         for a, _ in changed_lines(name, text)
     )
