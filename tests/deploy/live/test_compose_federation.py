@@ -415,7 +415,7 @@ def test_keys_backup_and_restore_into_an_empty_volume_as_documented(stack: Stack
     archive = stack.work / "backup" / "kz-secrets.tar.gz"
     assert archive.stat().st_mode & 0o077 == 0
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == [".", "./kz_signing_key", "./kz_witness_key"]
+        assert sorted(tar.getnames()) == [".", "./kz_kek", "./kz_signing_key", "./kz_witness_key"]
     key_digest = ["sha256sum", "/var/lib/migex/keys/kz/kz_signing_key"]
     before = stack.compose("run", "--rm", "--no-deps", "--entrypoint", key_digest[0],
                            "keys-init", key_digest[1]).stdout.split()[0]  # fmt: skip
