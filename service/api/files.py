@@ -3,6 +3,8 @@ and the files of received messages."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from typing import Any
 
@@ -16,12 +18,14 @@ from service.api.models import _Answer
 from service.api.openapi import problems
 from service.api.params import MessageIdPath, PartyPath
 from service.attachments.files import FileUnit, store_upload
+from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import READ_SIZE
 from service.db.tables import attachments, messages
 from service.protocol.problems import Problem
 from service.records.attachments import MEDIA_TYPE_PATTERN
 
 _MEDIA_TYPE = re.compile(MEDIA_TYPE_PATTERN)
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["local"], generate_unique_id_function=lambda r: r.name)
 
 
@@ -93,7 +97,7 @@ async def store_file(request: Request, node: NodeDep, who: ClientDep) -> StoredF
                 }
             },
         },
-        **problems(401, 403, 404, 422, 503),
+        **problems(401, 403, 404, 422, 500, 503),
     },
 )
 async def read_attachment(
@@ -115,7 +119,12 @@ async def read_attachment(
     row = await read(node, query)
     if row is None or row.purged_at is not None or not node.store.exists(digest):
         raise Problem("not-found", f"message {message_id} from {sender} has no file {digest}")
-    stream = node.store.open(digest)
+    try:
+        # Every chunk of a sealed file is authenticated before the answer starts.
+        stream = await asyncio.to_thread(node.store.open, digest)
+    except AttachmentUnreadable as exc:
+        log.error("attachment %s of message %s unreadable: %s", digest, message_id, exc)
+        raise Problem("stored-unreadable", f"the stored file {digest} does not open") from None
 
     def chunks() -> Any:
         with stream:

@@ -6,7 +6,8 @@ body is decrypted), and a body stored before a KEK was configured is sealed. The
 is done in batches, each a unit of the writer: its rows and one `privacy.kek-rotated`
 audit entry (counts and KEK ids) commit together, so a run stopped at any point, even
 by SIGKILL, leaves only whole batches done, and the next run finds the rest (rows still
-under an old KEK, or in the clear). When none is left, the check values of KEKs no
+under an old KEK, or in the clear). Attachment files are done after the rows, one by
+one, each replaced by one rename, and audited by batches the same way. When none is left, the check values of KEKs no
 longer used are forgotten (service/privacy/keks.py), and their files may be removed.
 """
 
@@ -31,13 +32,15 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as row_value
 
+from service.attachments.sealed import AttachmentUnreadable
+from service.attachments.store import FileStore
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import messages, node_state, signed_versions
 from service.ledger.committer import GroupCommitter, Tx
 from service.privacy.atrest import Bodies, message_aad, version_aad
 from service.privacy.keks import retire_check, stored_checks
-from service.privacy.sealing import Sealer
+from service.privacy.sealing import Sealer, SealError
 from service.protocol.problems import Problem
 
 DEFAULT_BATCH = 500
@@ -206,11 +209,96 @@ class RotateUnit:
 
 
 @dataclass
+class FilesUnit:
+    """The audit entry of one batch of attachment files brought under the active KEK
+    (each file was replaced by one rename before: a run stopped between files leaves
+    each either done or not, and the next run finds the rest)."""
+
+    event: AuditEvent
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> int:
+        return tx.audit.append(self.event)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing was changed; the files done stay done and are not found again."""
+
+
+@dataclass
+class FileCounts:
+    sealed: int = 0
+    rewrapped: int = 0
+    old_keks: set[str] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return self.sealed + self.rewrapped
+
+
+def rotate_files(
+    committer: GroupCommitter,
+    store: FileStore,
+    *,
+    operator: str,
+    batch_size: int,
+    after_batch: Callable[[FileCounts], None],
+) -> None:
+    """Seal the store's files in the clear and re-wrap those under older KEKs, one by
+    one; each batch of `batch_size` files that needed work is audited, then given to
+    `after_batch`."""
+    sealer = store.sealer
+    if sealer is None:
+        raise ValueError("no KEK is configured to seal the attachment files under")
+    batch = FileCounts()
+    for digest in store.digests():
+        try:
+            under = store.sealed_under(digest)
+            done = store.reseal(digest)
+        except (AttachmentUnreadable, SealError) as exc:
+            raise ValueError(f"attachment file {digest}: {exc}") from None
+        if done is None:
+            continue
+        if done == "sealed":
+            batch.sealed += 1
+        else:
+            batch.rewrapped += 1
+            batch.old_keks.add(str(under))
+        if batch.total == batch_size:
+            _files_done(committer, batch, sealer.active, operator)
+            after_batch(batch)
+            batch = FileCounts()
+    if batch.total:
+        _files_done(committer, batch, sealer.active, operator)
+        after_batch(batch)
+
+
+def _files_done(committer: GroupCommitter, batch: FileCounts, active: str, operator: str) -> None:
+    detail = {
+        "to": active,
+        "from": sorted(batch.old_keks),
+        "rewrapped": {"attachments": batch.rewrapped},
+        "sealed": {"attachments": batch.sealed},
+        "operator": operator,
+    }
+    committer.run_sync(FilesUnit(AuditEvent(ev.PRIVACY_KEK_ROTATED, "rotated", detail=detail)))
+
+
+def files_left(store: FileStore | None, active: str) -> tuple[int, frozenset[str]]:
+    """How many stored files are not sealed under `active`, and the KEK ids they use."""
+    if store is None:
+        return 0, frozenset()
+    under = [store.sealed_under(digest) for digest in store.digests()]
+    used = frozenset(kek for kek in under if kek is not None)
+    return sum(1 for kek in under if kek != active), used
+
+
+@dataclass
 class RetireUnit:
-    """Forget the check values of KEKs that no stored body is sealed under any more;
-    the KEK ids forgotten, and those still in use."""
+    """Forget the check values of KEKs that no stored body or file is sealed under any
+    more; the KEK ids forgotten, and those still in use."""
 
     active: str
+    in_files: frozenset[str] = frozenset()
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> tuple[list[str], list[str]]:
@@ -218,7 +306,9 @@ class RetireUnit:
         for kek_id in sorted(stored_checks(tx.conn)):
             if kek_id == self.active:
                 continue
-            if any(_uses(tx.conn, table, kek_id) for table in (messages, signed_versions)):
+            if kek_id in self.in_files or any(
+                _uses(tx.conn, table, kek_id) for table in (messages, signed_versions)
+            ):
                 kept.append(kek_id)
             else:
                 retire_check(tx.conn, kek_id)
@@ -275,8 +365,10 @@ def rotate(
     operator: str,
     batch_size: int = DEFAULT_BATCH,
     after_batch: Callable[[int], None] | None = None,
+    store: FileStore | None = None,
 ) -> dict[str, Any]:
-    """Run `RotateUnit`s over both tables until no row is left, then retire unused KEKs.
+    """Run `RotateUnit`s over both tables until no row is left, then bring the files of
+    `store` (if any) under the active KEK, then retire unused KEKs.
 
     `after_batch` is called with the number of batches committed so far."""
     with reader.connect() as conn:
@@ -297,7 +389,25 @@ def rotate(
             if step.table_done:
                 break
             after = step.after
-    retired, kept = committer.run_sync(RetireUnit(sealer.active))
+    files = FileCounts()
+
+    def files_done(batch: FileCounts) -> None:
+        nonlocal batches
+        files.sealed, files.rewrapped = (
+            files.sealed + batch.sealed,
+            files.rewrapped + batch.rewrapped,
+        )
+        total.old_keks |= batch.old_keks
+        batches += 1
+        if after_batch is not None:
+            after_batch(batches)
+
+    if store is not None:
+        rotate_files(
+            committer, store, operator=operator, batch_size=batch_size, after_batch=files_done
+        )
+    files_remaining, in_files = files_left(store, sealer.active)
+    retired, kept = committer.run_sync(RetireUnit(sealer.active, in_files))
     with reader.connect() as conn:
         remaining = left(conn, sealer.active)
     return {
@@ -309,4 +419,5 @@ def rotate(
         "left": remaining,
         "retired": retired,
         "still_in_use": kept,
+        "files": {"sealed": files.sealed, "rewrapped": files.rewrapped, "left": files_remaining},
     }
