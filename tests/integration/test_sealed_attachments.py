@@ -1,0 +1,127 @@
+"""Attachment files sealed at rest on SQLite and PostgreSQL (docs/privacy.md,
+"Encryption at rest"): a received file is sealed in the store and read back whole
+through the inbox API; `migex audit messages` opens it to hash it; an altered file is
+refused with a problem, not a byte of it sent; a file stored before the KEK was
+configured stays readable and is sealed by `migex privacy rotate-kek`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.audit import queries
+from service.audit.stored import check_stored
+from service.cli import app as cli_app
+from service.clock import FixedClock
+from service.protocol.receipts import sha256_digest
+from tests.integration.test_encryption_at_rest import kek_events
+from tests.support.atrest import (
+    CLIENT,
+    configure,
+    node_of,
+    personal_pdf,
+    personal_values_in,
+    receive_with_file,
+    start,
+    stored_files,
+    write_kek,
+)
+from tests.support.nodes import Federation
+
+PDF = personal_pdf()
+
+
+@pytest.fixture
+def keks(tmp_path: Path) -> dict[str, Path]:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    return {"k1": write_kek(secrets, "k1.kek", 1), "k2": write_kek(secrets, "k2.kek", 77)}
+
+
+def _file_url(message_id: str) -> str:
+    return f"/v1/inbox/UZ:MIA/{message_id}/attachments/{sha256_digest(PDF)}"
+
+
+def test_a_received_file_is_sealed_in_the_store_and_read_back_whole(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        message_id = receive_with_file(client, federation, PDF)
+        node = node_of(client)
+        files = stored_files(node)
+        resp = client.get(_file_url(message_id), headers=CLIENT)
+        lines = list(queries.export_lines(node.engines.reader, 0, 10_000))
+        report = check_stored(node.engines.reader, lines, store=node.store, bodies=node.bodies)
+
+    assert resp.status_code == 200, resp.text
+    assert resp.content == PDF
+    assert len(files) == 1  # the staged upload is gone
+    assert not any(personal_values_in(f.read_bytes()) for f in files)
+    assert report.ok, report.findings
+    assert report.files == 1
+
+
+def test_an_altered_sealed_file_is_a_problem_and_no_byte_of_it_is_sent(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        message_id = receive_with_file(client, federation, PDF)
+        node = node_of(client)
+        [path] = stored_files(node)
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        path.write_bytes(bytes(raw))
+        resp = client.get(_file_url(message_id), headers=CLIENT)
+        lines = list(queries.export_lines(node.engines.reader, 0, 10_000))
+        report = check_stored(node.engines.reader, lines, store=node.store, bodies=node.bodies)
+
+    assert resp.status_code == 500
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["code"] == "stored-unreadable"
+    assert "Traceback" not in resp.text
+    assert [f for f in report.findings if "does not open" in f]
+
+
+def test_a_file_from_before_the_kek_stays_readable_and_rotate_kek_seals_it(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {}) as client:
+        message_id = receive_with_file(client, federation, PDF)
+        [path] = stored_files(node_of(client))
+    assert personal_values_in(path.read_bytes())  # in the clear: the scan sees it
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        before = client.get(_file_url(message_id), headers=CLIENT)
+    config = configure(federation, {"k1": keks["k1"]})
+
+    result = CliRunner().invoke(cli_app, ["privacy", "rotate-kek", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["files"] == {"sealed": 1, "rewrapped": 0, "left": 0}
+    assert not personal_values_in(path.read_bytes())
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        after = client.get(_file_url(message_id), headers=CLIENT)
+    assert before.content == after.content == PDF
+
+    # Rotated again to k2: the file's header is re-wrapped, and k1 is then not needed.
+    with start(federation, clock, keks, active="k2"):
+        pass
+    config = configure(federation, keks, active="k2")
+    result = CliRunner().invoke(cli_app, ["privacy", "rotate-kek", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["files"] == {"sealed": 0, "rewrapped": 1, "left": 0}
+    assert report["retired"] == ["k1"]
+    with start(federation, clock, {"k2": keks["k2"]}) as client:
+        again = client.get(_file_url(message_id), headers=CLIENT)
+        events = kek_events(node_of(client))
+    assert again.content == PDF
+    files = [e for e in events if "attachments" in e["detail"]["sealed"]]
+    assert [(e["detail"]["sealed"], e["detail"]["rewrapped"]) for e in files] == [
+        ({"attachments": 1}, {"attachments": 0}),
+        ({"attachments": 0}, {"attachments": 1}),
+    ]
+    assert [e["detail"]["from"] for e in files] == [[], ["k1"]]
