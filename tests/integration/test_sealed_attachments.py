@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+from httpx import Response
 from typer.testing import CliRunner
 
 from service.audit import queries
-from service.audit.stored import check_stored
+from service.audit.stored import StoredReport, check_stored
 from service.cli import app as cli_app
 from service.clock import FixedClock
 from service.protocol.receipts import sha256_digest
@@ -45,16 +46,29 @@ def _file_url(message_id: str) -> str:
     return f"/v1/inbox/UZ:MIA/{message_id}/attachments/{sha256_digest(PDF)}"
 
 
-def test_a_received_file_is_sealed_in_the_store_and_read_back_whole(
-    federation: Federation, clock: FixedClock, keks: dict[str, Path]
-) -> None:
-    with start(federation, clock, {"k1": keks["k1"]}) as client:
+def _received_then_read(
+    federation: Federation, clock: FixedClock, kek: Path, alter: bool
+) -> tuple[list[Path], Response, StoredReport]:
+    """A file received under `kek` (altered on disk if `alter`), read back through the
+    inbox API and checked by `check_stored`."""
+    with start(federation, clock, {"k1": kek}) as client:
         message_id = receive_with_file(client, federation, PDF)
         node = node_of(client)
         files = stored_files(node)
+        if alter:
+            raw = bytearray(files[0].read_bytes())
+            raw[len(raw) // 2] ^= 0x01
+            files[0].write_bytes(bytes(raw))
         resp = client.get(_file_url(message_id), headers=CLIENT)
         lines = list(queries.export_lines(node.engines.reader, 0, 10_000))
         report = check_stored(node.engines.reader, lines, store=node.store, bodies=node.bodies)
+    return files, resp, report
+
+
+def test_a_received_file_is_sealed_in_the_store_and_read_back_whole(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    files, resp, report = _received_then_read(federation, clock, keks["k1"], alter=False)
 
     assert resp.status_code == 200, resp.text
     assert resp.content == PDF
@@ -67,16 +81,7 @@ def test_a_received_file_is_sealed_in_the_store_and_read_back_whole(
 def test_an_altered_sealed_file_is_a_problem_and_no_byte_of_it_is_sent(
     federation: Federation, clock: FixedClock, keks: dict[str, Path]
 ) -> None:
-    with start(federation, clock, {"k1": keks["k1"]}) as client:
-        message_id = receive_with_file(client, federation, PDF)
-        node = node_of(client)
-        [path] = stored_files(node)
-        raw = bytearray(path.read_bytes())
-        raw[len(raw) // 2] ^= 0x01
-        path.write_bytes(bytes(raw))
-        resp = client.get(_file_url(message_id), headers=CLIENT)
-        lines = list(queries.export_lines(node.engines.reader, 0, 10_000))
-        report = check_stored(node.engines.reader, lines, store=node.store, bodies=node.bodies)
+    _, resp, report = _received_then_read(federation, clock, keks["k1"], alter=True)
 
     assert resp.status_code == 500
     assert resp.headers["content-type"].startswith("application/problem+json")
