@@ -570,6 +570,7 @@ def retention_purge(config: ConfigOpt) -> None:
             now=time.time(),
             policy=retention_policy_from_config(node.config),
             store=node.store,
+            bodies=node.bodies,
         )
     finally:
         node.close()

@@ -32,19 +32,20 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as row_value
 
-from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import FileStore
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.tables import messages, node_state, signed_versions
+from service.db.tables import messages, node_state, pending_messages, signed_versions
 from service.ledger.committer import GroupCommitter, Tx
-from service.privacy.atrest import Bodies, message_aad, version_aad
+from service.privacy.atrest import Bodies, message_aad, pending_aad, version_aad
+from service.privacy.filerotation import FileCounts, files_left, rotate_files
 from service.privacy.keks import retire_check, stored_checks
-from service.privacy.sealing import Sealer, SealError
+from service.privacy.sealing import Sealer
 from service.protocol.problems import Problem
 
 DEFAULT_BATCH = 500
-TABLES = ("messages", "signed_versions")
+TABLES = ("messages", "signed_versions", "pending_messages")
+BODY_TABLES = (messages, signed_versions, pending_messages)
 
 
 def _pending(table: Table, active: str) -> ColumnElement[bool]:
@@ -79,7 +80,7 @@ class Step:
 
     counts: Counts
     table: str
-    after: tuple[int, ...]
+    after: tuple[Any, ...]
     table_done: bool
     audit_index: int | None
 
@@ -90,7 +91,7 @@ class RotateUnit:
 
     sealer: Sealer
     table: str
-    after: tuple[int, ...]
+    after: tuple[Any, ...]
     operator: str
     limit: int = DEFAULT_BATCH
     needs_savepoint: ClassVar[bool] = True
@@ -99,6 +100,8 @@ class RotateUnit:
         counts = Counts()
         if self.table == "messages":
             after = self._messages(tx.conn, counts)
+        elif self.table == "pending_messages":
+            after = self._pending_rows(tx.conn, counts)
         else:
             after = self._versions(tx.conn, counts)
         done = after is None
@@ -137,6 +140,26 @@ class RotateUnit:
         if len(updates) < self.limit:
             return None
         return (int(updates[-1]["k_message_pk"]), int(updates[-1]["k_version"]))
+
+    def _pending_rows(self, conn: Connection, counts: Counts) -> tuple[Any, ...] | None:
+        """Messages awaiting their attachments, in the order of their key."""
+        p = pending_messages.c
+        key = row_value(p.sender, p.message_id)
+        rows = conn.execute(
+            select(p.sender, p.message_id, p.jws, p.kek_id, p.wrapped_key)
+            .where(
+                key > row_value(*(self.after or ("", ""))), _pending(pending_messages, self.active)
+            )
+            .order_by(p.sender, p.message_id)
+            .limit(self.limit)
+        ).mappings()
+        aad = lambda r: pending_aad(r["sender"], r["message_id"])  # noqa: E731
+        keys = ("sender", "message_id")
+        updates = self._changes(rows, "pending_messages", keys, aad, counts)
+        self._apply(conn, pending_messages, (p.sender, p.message_id), updates)
+        if len(updates) < self.limit:
+            return None
+        return (updates[-1]["k_sender"], updates[-1]["k_message_id"])
 
     def _changes(
         self,
@@ -209,90 +232,6 @@ class RotateUnit:
 
 
 @dataclass
-class FilesUnit:
-    """The audit entry of one batch of attachment files brought under the active KEK
-    (each file was replaced by one rename before: a run stopped between files leaves
-    each either done or not, and the next run finds the rest)."""
-
-    event: AuditEvent
-    needs_savepoint: ClassVar[bool] = True
-
-    def run(self, tx: Tx) -> int:
-        return tx.audit.append(self.event)
-
-    def refused(self, tx: Tx, problem: Problem) -> None:
-        """Nothing was changed; the files done stay done and are not found again."""
-
-
-@dataclass
-class FileCounts:
-    sealed: int = 0
-    rewrapped: int = 0
-    old_keks: set[str] = field(default_factory=set)
-
-    @property
-    def total(self) -> int:
-        return self.sealed + self.rewrapped
-
-
-def rotate_files(
-    committer: GroupCommitter,
-    store: FileStore,
-    *,
-    operator: str,
-    batch_size: int,
-    after_batch: Callable[[FileCounts], None],
-) -> None:
-    """Seal the store's files in the clear and re-wrap those under older KEKs, one by
-    one; each batch of `batch_size` files that needed work is audited, then given to
-    `after_batch`."""
-    sealer = store.sealer
-    if sealer is None:
-        raise ValueError("no KEK is configured to seal the attachment files under")
-    batch = FileCounts()
-    for digest in store.digests():
-        try:
-            under = store.sealed_under(digest)
-            done = store.reseal(digest)
-        except (AttachmentUnreadable, SealError) as exc:
-            raise ValueError(f"attachment file {digest}: {exc}") from None
-        if done is None:
-            continue
-        if done == "sealed":
-            batch.sealed += 1
-        else:
-            batch.rewrapped += 1
-            batch.old_keks.add(str(under))
-        if batch.total == batch_size:
-            _files_done(committer, batch, sealer.active, operator)
-            after_batch(batch)
-            batch = FileCounts()
-    if batch.total:
-        _files_done(committer, batch, sealer.active, operator)
-        after_batch(batch)
-
-
-def _files_done(committer: GroupCommitter, batch: FileCounts, active: str, operator: str) -> None:
-    detail = {
-        "to": active,
-        "from": sorted(batch.old_keks),
-        "rewrapped": {"attachments": batch.rewrapped},
-        "sealed": {"attachments": batch.sealed},
-        "operator": operator,
-    }
-    committer.run_sync(FilesUnit(AuditEvent(ev.PRIVACY_KEK_ROTATED, "rotated", detail=detail)))
-
-
-def files_left(store: FileStore | None, active: str) -> tuple[int, frozenset[str]]:
-    """How many stored files are not sealed under `active`, and the KEK ids they use."""
-    if store is None:
-        return 0, frozenset()
-    under = [store.sealed_under(digest) for digest in store.digests()]
-    used = frozenset(kek for kek in under if kek is not None)
-    return sum(1 for kek in under if kek != active), used
-
-
-@dataclass
 class RetireUnit:
     """Forget the check values of KEKs that no stored body or file is sealed under any
     more; the KEK ids forgotten, and those still in use."""
@@ -307,7 +246,7 @@ class RetireUnit:
             if kek_id == self.active:
                 continue
             if kek_id in self.in_files or any(
-                _uses(tx.conn, table, kek_id) for table in (messages, signed_versions)
+                _uses(tx.conn, table, kek_id) for table in BODY_TABLES
             ):
                 kept.append(kek_id)
             else:
@@ -335,7 +274,7 @@ def left(conn: Connection, active: str) -> dict[str, int]:
                 select(func.count()).select_from(table).where(_pending(table, active))
             ).scalar_one()
         )
-        for table in (messages, signed_versions)
+        for table in BODY_TABLES
     }
 
 
@@ -376,7 +315,7 @@ def rotate(
     total = Counts()
     batches = 0
     for table in TABLES:
-        after: tuple[int, ...] = ()
+        after: tuple[Any, ...] = ()
         while True:
             step: Step = committer.run_sync(
                 RotateUnit(sealer, table, after, operator, limit=batch_size)

@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from httpx import Response
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.audit import queries
 from service.audit.stored import StoredReport, check_stored
 from service.cli import app as cli_app
 from service.clock import FixedClock
+from service.db.tables import pending_messages
 from service.protocol.receipts import sha256_digest
-from tests.integration.test_encryption_at_rest import kek_events
+from service.runtime import Node
+from tests.integration.test_encryption_at_rest import body_rows, kek_events
 from tests.support.atrest import (
     CLIENT,
     configure,
     node_of,
+    offer_file,
     personal_pdf,
     personal_values_in,
     receive_with_file,
     start,
     stored_files,
+    upload_and_accept,
     write_kek,
 )
 from tests.support.nodes import Federation
@@ -130,3 +136,59 @@ def test_a_file_from_before_the_kek_stays_readable_and_rotate_kek_seals_it(
         ({"attachments": 0}, {"attachments": 1}),
     ]
     assert [e["detail"]["from"] for e in files] == [[], ["k1"]]
+
+
+def _pending_rows(node: Node) -> list[dict[str, Any]]:
+    with node.engines.reader.connect() as conn:
+        p = pending_messages.c
+        return [
+            dict(r)
+            for r in conn.execute(select(p.message_id, p.jws, p.kek_id, p.wrapped_key)).mappings()
+        ]
+
+
+def test_a_message_awaiting_its_files_is_sealed_and_accepted_sealed(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        message_id, token, offer = offer_file(client, federation, PDF)
+        [pending] = _pending_rows(node_of(client))
+        # Its upload endpoints read it (they open the sealed message to check the token).
+        upload_and_accept(client, token, offer, PDF)
+        remaining = _pending_rows(node_of(client))
+        inbox = client.get("/v1/inbox", headers=CLIENT).json()["messages"]
+        [stored] = body_rows(node_of(client))
+
+    assert (pending["message_id"], pending["kek_id"]) == (message_id, "k1")
+    assert personal_values_in(token)  # what the scan finds in the clear ...
+    assert not personal_values_in(bytes(pending["jws"]))  # ... is not in the sealed row
+    assert remaining == []
+    assert [m["id"] for m in inbox] == [message_id]
+    assert stored["kek_id"] == "k1"
+
+
+def test_a_pending_message_from_before_the_kek_is_read_and_sealed_by_rotate_kek(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {}) as client:
+        message_id, token, _ = offer_file(client, federation, PDF)
+        [before] = _pending_rows(node_of(client))
+    config = configure(federation, {"k1": keks["k1"]})
+    with start(federation, clock, {"k1": keks["k1"]}):
+        pass
+
+    result = CliRunner().invoke(cli_app, ["privacy", "rotate-kek", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sealed"]["pending_messages"] == 1
+    # (The rotation's audit entries carry the real time, past the test clock's upload
+    # window: the message is read back as the upload endpoints read it.)
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        node = node_of(client)
+        [after] = _pending_rows(node)
+        read_back = node.bodies.open_pending(after, "UZ:MIA", message_id)
+    assert read_back == token
+    assert before["kek_id"] is None
+    assert personal_values_in(bytes(before["jws"]))
+    assert after["kek_id"] == "k1"
+    assert not personal_values_in(bytes(after["jws"]))

@@ -150,6 +150,16 @@ def personal_pdf(seed: int = 0) -> bytes:
 
 def receive_with_file(client: TestClient, federation: Federation, data: bytes) -> str:
     """UZ sends KZ a violation notice with `data` as its PDF; its id once accepted."""
+    message_id, token, offer = offer_file(client, federation, data)
+    upload_and_accept(client, token, offer, data)
+    return message_id
+
+
+def offer_file(
+    client: TestClient, federation: Federation, data: bytes
+) -> tuple[str, bytes, dict[str, Any]]:
+    """UZ posts KZ a violation notice naming `data` as its PDF: its id, the signed
+    message, and KZ's upload offer (the message awaits its file)."""
     file = {"name": "decision.pdf", "media_type": "application/pdf", "size": len(data),
             "digest": sha256_digest(data)}  # fmt: skip
     body = {**example_body("migration.violation-notice"), "attachments": [file]}
@@ -158,17 +168,20 @@ def receive_with_file(client: TestClient, federation: Federation, data: bytes) -
     token = federation.uz.sign(env)
     offer = client.post("/v1/messages", content=token, headers=JOSE)
     assert offer.status_code == 202, offer.text
+    return env.id, token, offer.json()
+
+
+def upload_and_accept(client: TestClient, token: bytes, offer: dict[str, Any], data: bytes) -> None:
     upload = client.patch(
-        offer.json()["attachments"][0]["url"],
+        offer["attachments"][0]["url"],
         content=data,
         headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
-                 "Authorization": f"Bearer {offer.json()['upload_token']}",
+                 "Authorization": f"Bearer {offer['upload_token']}",
                  "Content-Type": "application/offset+octet-stream"},
     )  # fmt: skip
     assert upload.status_code == 204, upload.text
     accepted = client.post("/v1/messages", content=token, headers=JOSE)
     assert accepted.status_code == 201, accepted.text
-    return env.id
 
 
 def stored_files(node: Node) -> list[Path]:
