@@ -85,15 +85,21 @@ def open_file(path: Path, digest: str, sealer: Sealer | None) -> BinaryIO:
         raise AttachmentUnreadable(
             f"the stored file {digest} is sealed and no KEK is configured to open it"
         )
+    # The bytes served are read through the same descriptor as those checked: a file
+    # renamed onto the path meanwhile (a rotation) does not change what is read.
+    raw = path.open("rb")
     try:
-        with path.open("rb") as raw:
-            for _ in sealer.open_stream(raw, attachment_aad(digest)):
-                pass  # every chunk authenticated before any byte is given out
+        for _ in sealer.open_stream(raw, attachment_aad(digest)):
+            pass  # every chunk authenticated before any byte is given out
     except SealError as exc:
+        raw.close()
         if _is_clear(path, digest):
             return path.open("rb")
         raise AttachmentUnreadable(f"the stored file {digest} does not open: {exc}") from exc
-    return io.BufferedReader(OpenedFile(path.open("rb"), sealer, digest), READ_BYTES)
+    except BaseException:
+        raw.close()
+        raise
+    return io.BufferedReader(OpenedFile(raw, sealer, digest), READ_BYTES)
 
 
 def _is_clear(path: Path, digest: str) -> bool:
