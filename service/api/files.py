@@ -4,7 +4,6 @@ and the files of received messages."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from typing import Any
 
@@ -18,14 +17,12 @@ from service.api.models import _Answer
 from service.api.openapi import problems
 from service.api.params import MessageIdPath, PartyPath
 from service.attachments.files import FileUnit, store_upload
-from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import READ_SIZE
 from service.db.tables import attachments, messages
 from service.protocol.problems import Problem
 from service.records.attachments import MEDIA_TYPE_PATTERN
 
 _MEDIA_TYPE = re.compile(MEDIA_TYPE_PATTERN)
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["local"], generate_unique_id_function=lambda r: r.name)
 
 
@@ -119,12 +116,9 @@ async def read_attachment(
     row = await read(node, query)
     if row is None or row.purged_at is not None or not node.store.exists(digest):
         raise Problem("not-found", f"message {message_id} from {sender} has no file {digest}")
-    try:
-        # Every chunk of a sealed file is authenticated before the answer starts.
-        stream = await asyncio.to_thread(node.store.open, digest)
-    except AttachmentUnreadable as exc:
-        log.error("attachment %s of message %s unreadable: %s", digest, message_id, exc)
-        raise Problem("stored-unreadable", f"the stored file {digest} does not open") from None
+    # Every chunk of a sealed file is authenticated before the answer starts (one that
+    # does not open is a stored-unreadable problem, service/api/errors.py).
+    stream = await asyncio.to_thread(node.store.open, digest)
 
     def chunks() -> Any:
         with stream:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -25,11 +24,9 @@ from service.audit.entries import AuditEvent
 from service.db.tables import pending_messages
 from service.exchange.awaiting import Awaiting, Pending, incomplete, read_pending
 from service.ledger.committer import AuditOnly
-from service.privacy.atrest import BodyUnreadable
 from service.protocol.problems import Problem
 from service.runtime import Node
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["exchange"])
 
 EXAMPLE_DIGEST = "sha-256:TTZAPwRW39w2yAdBHEAYY5xbmmdcL_xO4YMfF248YZI"
@@ -118,11 +115,7 @@ async def _pending(
     row = await read(node, query)
     if row is None:
         raise Problem("not-found", f"no message {message_id} from {sender} awaits attachments")
-    try:
-        pending = read_pending(row, node.bodies)
-    except BodyUnreadable as exc:
-        log.error("pending message %s from %s unreadable: %s", message_id, sender, exc)
-        raise Problem("stored-unreadable", f"the message {message_id} does not open") from None
+    pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode(), pending.upload_token.encode()
