@@ -33,6 +33,7 @@ from tests.support.atrest import (
     receive_with_file,
     start,
     stored_files,
+    upload,
     upload_and_accept,
     write_kek,
 )
@@ -192,3 +193,25 @@ def test_a_pending_message_from_before_the_kek_is_read_and_sealed_by_rotate_kek(
     assert personal_values_in(bytes(before["jws"]))
     assert after["kek_id"] == "k1"
     assert not personal_values_in(bytes(after["jws"]))
+
+
+def test_an_altered_pending_message_is_a_problem_to_its_uploads(
+    federation: Federation, clock: FixedClock, keks: dict[str, Path]
+) -> None:
+    with start(federation, clock, {"k1": keks["k1"]}) as client:
+        message_id, _, offer = offer_file(client, federation, PDF)
+        node = node_of(client)
+        [row] = _pending_rows(node)
+        altered = bytearray(row["jws"])
+        altered[-1] ^= 0x01
+        with node.engines.writer.begin() as conn:
+            conn.execute(
+                pending_messages.update()
+                .where(pending_messages.c.message_id == message_id)
+                .values(jws=bytes(altered))
+            )
+        resp = upload(client, offer, PDF)
+
+    assert resp.status_code == 500
+    assert resp.json()["code"] == "stored-unreadable"
+    assert stored_files(node) == []  # not a byte of the upload was taken

@@ -171,15 +171,20 @@ def offer_file(
     return env.id, token, offer.json()
 
 
-def upload_and_accept(client: TestClient, token: bytes, offer: dict[str, Any], data: bytes) -> None:
-    upload = client.patch(
+def upload(client: TestClient, offer: dict[str, Any], data: bytes) -> Any:
+    """UZ uploads `data` as the offered message's first file, from offset 0."""
+    return client.patch(
         offer["attachments"][0]["url"],
         content=data,
         headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
                  "Authorization": f"Bearer {offer['upload_token']}",
                  "Content-Type": "application/offset+octet-stream"},
     )  # fmt: skip
-    assert upload.status_code == 204, upload.text
+
+
+def upload_and_accept(client: TestClient, token: bytes, offer: dict[str, Any], data: bytes) -> None:
+    uploaded = upload(client, offer, data)
+    assert uploaded.status_code == 204, uploaded.text
     accepted = client.post("/v1/messages", content=token, headers=JOSE)
     assert accepted.status_code == 201, accepted.text
 
