@@ -485,7 +485,7 @@ def audit_messages(
     bodies = load_bodies(cfg)
     engines = create_engines(cfg.database_url)
     directory = Path(cfg.attachments.directory)
-    store = FileStore(directory) if directory.is_dir() else None
+    store = FileStore(directory, bodies.sealer) if directory.is_dir() else None
     try:
         with export.open("rb") as lines:
             report = check_stored(engines.reader, lines, store=store, bodies=bodies)
@@ -570,6 +570,7 @@ def retention_purge(config: ConfigOpt) -> None:
             now=time.time(),
             policy=retention_policy_from_config(node.config),
             store=node.store,
+            bodies=node.bodies,
         )
     finally:
         node.close()
@@ -771,16 +772,20 @@ def privacy_rotate_kek(
         int, typer.Option(min=1, max=10000, help="Rows re-wrapped or sealed per commit.")
     ] = 500,
 ) -> None:
-    """Re-wrap every stored body's data key under the active KEK, and seal bodies stored
-    in the clear; in batches, each committed and audited (privacy.kek-rotated).
+    """Re-wrap every stored body's and attachment file's data key under the active KEK,
+    and seal bodies and files stored in the clear; in batches, each committed and audited
+    (privacy.kek-rotated).
 
-    Stopped at any point, run it again: it resumes with the rows still to do."""
+    Stopped at any point, run it again: it resumes with the rows and files still to do."""
+    from service.attachments.store import FileStore
     from service.privacy.rotation import rotate
 
     node = _with_node(config)
     try:
         if node.bodies.sealer is None:
             raise _fail("no KEK is configured (privacy.kek_files): there is nothing to seal under")
+        directory = Path(node.config.attachments.directory)
+        store = FileStore(directory, node.bodies.sealer) if directory.is_dir() else None
         report = rotate(
             node.committer,
             node.engines.reader,
@@ -788,6 +793,7 @@ def privacy_rotate_kek(
             operator=_cli_user(),
             batch_size=batch_size,
             after_batch=_test_hold_after(),
+            store=store,
         )
     except ValueError as exc:
         raise _fail(f"rotation refused: {exc}") from None

@@ -110,6 +110,7 @@ def create_app(
                     stopping=stopping,
                     policy=retention_policy_from_config(config),
                     store=lambda: node.store,
+                    bodies=node.bodies,
                 )
             )
             tally_task = asyncio.create_task(

@@ -79,7 +79,8 @@ class Node:
         """The attachment store (`attachments.directory`), made on first use so that a
         node that never sees a file needs no directory for it."""
         if self._store is None:
-            self._store = FileStore(Path(self.config.attachments.directory))
+            directory = Path(self.config.attachments.directory)
+            self._store = FileStore(directory, self.bodies.sealer)
         return self._store
 
     @property

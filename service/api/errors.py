@@ -21,7 +21,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.head import allow_with_head
+from service.attachments.sealed import AttachmentUnreadable
 from service.db.failures import is_outage
+from service.privacy.atrest import BodyUnreadable
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.api")
@@ -119,6 +121,16 @@ async def _on_database(request: Request, exc: Exception) -> JSONResponse:
             "the database is unavailable; retry shortly",
             headers={"Retry-After": "1"},
         ),
+        request.scope,
+    )
+
+
+async def _on_unreadable(request: Request, exc: Exception) -> JSONResponse:
+    """A body or file sealed at rest that does not open (altered, or its KEK missing):
+    the operator's problem, said in the log; the client gets its code, no detail."""
+    log.error("stored bytes unreadable: %s", exc)
+    return problem_response(
+        Problem("stored-unreadable", "stored bytes this answer needs do not open"),
         request.scope,
     )
 
@@ -224,4 +236,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(OperationalError, _on_database)
     app.add_exception_handler(DBAPIError, _on_database)
+    app.add_exception_handler(AttachmentUnreadable, _on_unreadable)
+    app.add_exception_handler(BodyUnreadable, _on_unreadable)
     app.add_exception_handler(Exception, _on_unexpected)

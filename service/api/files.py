@@ -3,6 +3,7 @@ and the files of received messages."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -93,7 +94,7 @@ async def store_file(request: Request, node: NodeDep, who: ClientDep) -> StoredF
                 }
             },
         },
-        **problems(401, 403, 404, 422, 503),
+        **problems(401, 403, 404, 422, 500, 503),
     },
 )
 async def read_attachment(
@@ -115,7 +116,9 @@ async def read_attachment(
     row = await read(node, query)
     if row is None or row.purged_at is not None or not node.store.exists(digest):
         raise Problem("not-found", f"message {message_id} from {sender} has no file {digest}")
-    stream = node.store.open(digest)
+    # Every chunk of a sealed file is authenticated before the answer starts (one that
+    # does not open is a stored-unreadable problem, service/api/errors.py).
+    stream = await asyncio.to_thread(node.store.open, digest)
 
     def chunks() -> Any:
         with stream:

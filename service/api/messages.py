@@ -144,6 +144,7 @@ async def _with_attachments(node: Node, checked: Checked, raw: bytes) -> Respons
         checked,
         node.signer,
         store=node.store,
+        bodies=node.bodies,
         upload_window=node.config.attachments.upload_window_seconds,
         stale=stale,
     )

@@ -115,7 +115,7 @@ async def _pending(
     row = await read(node, query)
     if row is None:
         raise Problem("not-found", f"no message {message_id} from {sender} awaits attachments")
-    pending = read_pending(row)
+    pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode(), pending.upload_token.encode()

@@ -16,11 +16,13 @@ import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
+from service.attachments.sealed import open_file, reseal, sealed_under, write_sealed
+from service.privacy.sealing import Sealer
 from service.protocol.b64 import b64url_encode
 from service.protocol.problems import Problem
 from service.protocol.receipts import DIGEST_PREFIX
@@ -88,10 +90,13 @@ class FileStore:
     """`AttachmentStore` on a directory: `staging/<key>` and `objects/<xx>/<digest>`.
 
     Both live on one file system, so moving a checked upload into place is a rename.
+    With a `sealer`, stored files are sealed (service/attachments/sealed.py); staged
+    uploads are not, and are deleted once completed, discarded or expired.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sealer: Sealer | None = None) -> None:
         self.root = root
+        self.sealer = sealer
         self._staging = root / "staging"
         self._objects = root / "objects"
         self._staging.mkdir(parents=True, exist_ok=True)
@@ -171,7 +176,7 @@ class FileStore:
             return Stored(digest, size, written=False)
         target.parent.mkdir(exist_ok=True)
         try:
-            os.replace(path, target)
+            self._store(path, target, digest)
         except FileNotFoundError:
             if target.exists():  # a concurrent completion of the same upload moved it
                 return Stored(digest, size, written=False)
@@ -179,6 +184,16 @@ class FileStore:
         _sync_directory(target.parent)
         _sync_directory(self._staging)
         return Stored(digest, size, written=True)
+
+    def _store(self, staged: Path, target: Path, digest: str) -> None:
+        """Move checked bytes to `target`: sealed into it, then the staged copy deleted
+        (a crash between leaves the staged copy to its expiry), or renamed as they are."""
+        if self.sealer is None:
+            os.replace(staged, target)
+            return
+        with staged.open("rb") as clear:
+            write_sealed(self.sealer, clear, target, digest)
+        staged.unlink()
 
     # -- stored bytes ------------------------------------------------------------------
     def _object_path(self, digest: str) -> Path:
@@ -188,7 +203,25 @@ class FileStore:
         return self._objects / name[:2] / name
 
     def open(self, digest: str) -> BinaryIO:
-        return self._object_path(digest).open("rb")
+        """The plaintext; AttachmentUnreadable if a sealed file does not open."""
+        return open_file(self._object_path(digest), digest, self.sealer)
+
+    def digests(self) -> Iterator[str]:
+        """The digests of every stored file, in no set order."""
+        for path in self._objects.glob("*/*"):
+            if _DIGEST_RE.fullmatch(DIGEST_PREFIX + path.name) is not None:
+                yield DIGEST_PREFIX + path.name
+
+    def sealed_under(self, digest: str) -> str | None:
+        """The id of the KEK the stored file is sealed under; None if it is in the clear."""
+        return sealed_under(self._object_path(digest), digest)
+
+    def reseal(self, digest: str) -> str | None:
+        """Seal a file stored in the clear, or re-wrap one sealed under another KEK
+        ("sealed", "rewrapped"); None if it is sealed under the active KEK."""
+        if self.sealer is None:
+            raise ValueError("no KEK is configured to seal under")
+        return reseal(self.sealer, self._object_path(digest), digest)
 
     def exists(self, digest: str) -> bool:
         return self._object_path(digest).is_file()

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import AttachmentStore, digest_of
 from service.audit import entries as ev
 from service.audit.columns import column_mismatches
@@ -123,8 +124,12 @@ def _check_files(
         if not store.exists(row.digest):
             report.findings.append(f"{name}: its file is not in the attachment store")
             continue
-        with store.open(row.digest) as stream:
-            found, _ = digest_of(stream)
+        try:
+            with store.open(row.digest) as stream:
+                found, _ = digest_of(stream)
+        except AttachmentUnreadable as exc:
+            report.findings.append(f"{name}: {exc}")
+            continue
         if found != row.digest:
             report.findings.append(f"{name}: its stored bytes do not hash to its digest")
 

@@ -442,7 +442,10 @@ class PendingMessageRow(SQLModel, table=True):
     sender: str = Field(primary_key=True, max_length=40)
     message_id: str = Field(primary_key=True, max_length=36)
     digest: str = Field(max_length=64)
+    # As received; sealed when `kek_id` is set (privacy/atrest.py).
     jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    kek_id: str | None = Field(default=None, max_length=32)
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     upload_token: str = Field(max_length=64)
     attachments: str = Field(sa_column=Column(Text, nullable=False))
     created_at: float

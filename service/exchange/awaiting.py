@@ -26,6 +26,7 @@ from service.audit.entries import AuditEvent
 from service.db.tables import pending_messages
 from service.exchange.inbound import AcceptUnit, Stored
 from service.ledger.committer import Tx
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
@@ -54,9 +55,12 @@ class Pending:
         return envelope.parse_payload(jws.parse_compact(self.jws).payload)
 
 
-def read_pending(row: Any) -> Pending:
+def read_pending(row: Any, bodies: Bodies) -> Pending:
+    """The pending row's values, its message opened if it is sealed (BodyUnreadable if
+    it does not open)."""
     items = [Declared.from_dict(d) for d in json.loads(row.attachments)]
-    return Pending(row.digest, row.upload_token, items, float(row.expires_at), bytes(row.jws))
+    raw = bodies.open_pending(row._mapping, row.sender, row.message_id)
+    return Pending(row.digest, row.upload_token, items, float(row.expires_at), raw)
 
 
 def incomplete(sender: str, message_id: str) -> Problem:
@@ -70,6 +74,8 @@ def incomplete(sender: str, message_id: str) -> Problem:
 @dataclass
 class AwaitingUnit(AcceptUnit):
     store: AttachmentStore | None = None
+    # How the pending message is stored: sealed under the node's KEK, or as it is.
+    bodies: Bodies = PLAINTEXT
     upload_window: float = 86_400.0
     # The message is outside the clock skew: refused unless it awaits its files.
     stale: Problem | None = None
@@ -114,7 +120,7 @@ class AwaitingUnit(AcceptUnit):
                 sender=c.env.iss,
                 message_id=c.env.id,
                 digest=c.digest,
-                jws=c.raw,
+                **self.bodies.pending(c.raw, c.env.iss, c.env.id),
                 upload_token=token,
                 attachments=json.dumps([d.as_dict() for d in declared]),
                 created_at=tx.now,
@@ -138,6 +144,7 @@ class ExpireUnit:
     their files are returned, to be discarded once this commits."""
 
     now: float
+    bodies: Bodies = PLAINTEXT
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> list[str]:
@@ -147,7 +154,7 @@ class ExpireUnit:
         ).all()
         keys: list[str] = []
         for row in rows:
-            pending = read_pending(row)
+            pending = read_pending(row, self.bodies)
             env = pending.envelope()
             problem = incomplete(env.iss, env.id)
             tx.audit.append(

@@ -40,6 +40,7 @@ from service.db.tables import files as files_table
 from service.exchange.awaiting import ExpireUnit
 from service.exchange.periods import DAY, PurgeRule, RetentionPolicy
 from service.ledger.committer import GroupCommitter, Tx
+from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol.problems import Problem
 
 log = logging.getLogger("migex.retention")
@@ -260,6 +261,7 @@ def purge_sync(
     policy: RetentionPolicy | None = None,
     batch_size: int = BATCH_SIZE,
     store: AttachmentStore | None = None,
+    bodies: Bodies = PLAINTEXT,
 ) -> PurgeReport:
     """Purge every body older than its retention period, in batches of every rule.
 
@@ -278,7 +280,7 @@ def purge_sync(
     }
     if store is not None:
         # Uploads whose window closed: expired (and audited) first, files dropped after.
-        for key in committer.run_sync(ExpireUnit(now)):
+        for key in committer.run_sync(ExpireUnit(now, bodies)):
             store.discard(key)
     pending = tuple(policy.rules())
     while pending:
@@ -318,6 +320,7 @@ async def purge(
     policy: RetentionPolicy | None = None,
     batch_size: int = BATCH_SIZE,
     store: AttachmentStore | None = None,
+    bodies: Bodies = PLAINTEXT,
 ) -> PurgeReport:
     """`purge_sync` off the event loop."""
     return await asyncio.to_thread(
@@ -329,6 +332,7 @@ async def purge(
             policy=policy,
             batch_size=batch_size,
             store=store,
+            bodies=bodies,
         )
     )
 
@@ -342,6 +346,7 @@ async def run_periodically(
     stopping: asyncio.Event,
     policy: RetentionPolicy | None = None,
     store: Callable[[], AttachmentStore] | None = None,
+    bodies: Bodies = PLAINTEXT,
 ) -> None:
     """Purge now and then every `interval` seconds until `stopping` is set.
 
@@ -355,6 +360,7 @@ async def run_periodically(
                 body_days=body_days,
                 policy=policy,
                 store=store() if store is not None else None,
+                bodies=bodies,
             )
         except Exception as exc:
             log.warning("retention purge failed: %s", type(exc).__name__)

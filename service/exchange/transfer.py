@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import httpx
 
+from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import READ_SIZE, AttachmentStore
 from service.protocol.problems import Problem
 
@@ -138,7 +139,10 @@ class Transfer:
         return int(resp.headers.get("upload-offset", "0"))
 
     async def _read_from(self, digest: str, offset: int) -> AsyncIterator[bytes]:
-        stream = await asyncio.to_thread(self.store.open, digest)
+        try:
+            stream = await asyncio.to_thread(self.store.open, digest)
+        except AttachmentUnreadable as exc:
+            raise TransferFailed(str(exc)) from None
         try:
             await asyncio.to_thread(stream.seek, offset)
             while block := await asyncio.to_thread(stream.read, READ_SIZE):

@@ -1,6 +1,7 @@
 """Stored bodies at the storage boundary: sealed on the way in, opened on the way out.
 
-A body column (`messages.jws`, `signed_versions.jws`) has two companions: `kek_id` and
+A body column (`messages.jws`, `signed_versions.jws`, `pending_messages.jws`: a message
+awaiting its attachments) has two companions: `kek_id` and
 `wrapped_key`. With both null the column holds the bytes as received or signed (a row
 written before a KEK was configured, or by a node without one); otherwise it holds the
 nonce, ciphertext and tag of `service.privacy.sealing`, and `wrapped_key` the row's data
@@ -25,6 +26,10 @@ BODY_COLUMNS = ("jws", "kek_id", "wrapped_key")
 
 def message_aad(sender: str, message_id: str) -> bytes:
     return b"\x00".join((b"messages.jws", sender.encode(), message_id.encode()))
+
+
+def pending_aad(sender: str, message_id: str) -> bytes:
+    return b"\x00".join((b"pending_messages.jws", sender.encode(), message_id.encode()))
 
 
 def version_aad(message_id: str, version: int) -> bytes:
@@ -52,6 +57,9 @@ class Bodies:
     def message(self, plaintext: bytes, sender: str, message_id: str) -> dict[str, Any]:
         return self.columns(plaintext, message_aad(sender, message_id))
 
+    def pending(self, plaintext: bytes, sender: str, message_id: str) -> dict[str, Any]:
+        return self.columns(plaintext, pending_aad(sender, message_id))
+
     def version(self, plaintext: bytes, message_id: str, version: int) -> dict[str, Any]:
         return self.columns(plaintext, version_aad(message_id, version))
 
@@ -73,6 +81,12 @@ class Bodies:
 
     def open_message(self, row: Mapping[Any, Any], sender: str, message_id: str) -> bytes | None:
         return self.open(row, message_aad(sender, message_id))
+
+    def open_pending(self, row: Mapping[Any, Any], sender: str, message_id: str) -> bytes:
+        body = self.open(row, pending_aad(sender, message_id))
+        if body is None:
+            raise BodyUnreadable(f"the pending message {message_id} from {sender} has no body")
+        return body
 
     def open_version(self, row: Mapping[Any, Any], message_id: str, version: int) -> bytes | None:
         return self.open(row, version_aad(message_id, version))

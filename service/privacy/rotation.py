@@ -6,7 +6,8 @@ body is decrypted), and a body stored before a KEK was configured is sealed. The
 is done in batches, each a unit of the writer: its rows and one `privacy.kek-rotated`
 audit entry (counts and KEK ids) commit together, so a run stopped at any point, even
 by SIGKILL, leaves only whole batches done, and the next run finds the rest (rows still
-under an old KEK, or in the clear). When none is left, the check values of KEKs no
+under an old KEK, or in the clear). Attachment files are done after the rows, one by
+one, each replaced by one rename, and audited by batches the same way. When none is left, the check values of KEKs no
 longer used are forgotten (service/privacy/keks.py), and their files may be removed.
 """
 
@@ -31,17 +32,20 @@ from sqlalchemy import (
 )
 from sqlalchemy import tuple_ as row_value
 
+from service.attachments.store import FileStore
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.tables import messages, node_state, signed_versions
+from service.db.tables import messages, node_state, pending_messages, signed_versions
 from service.ledger.committer import GroupCommitter, Tx
-from service.privacy.atrest import Bodies, message_aad, version_aad
+from service.privacy.atrest import Bodies, message_aad, pending_aad, version_aad
+from service.privacy.filerotation import FileCounts, files_left, rotate_files
 from service.privacy.keks import retire_check, stored_checks
 from service.privacy.sealing import Sealer
 from service.protocol.problems import Problem
 
 DEFAULT_BATCH = 500
-TABLES = ("messages", "signed_versions")
+TABLES = ("messages", "signed_versions", "pending_messages")
+BODY_TABLES = (messages, signed_versions, pending_messages)
 
 
 def _pending(table: Table, active: str) -> ColumnElement[bool]:
@@ -76,7 +80,7 @@ class Step:
 
     counts: Counts
     table: str
-    after: tuple[int, ...]
+    after: tuple[Any, ...]
     table_done: bool
     audit_index: int | None
 
@@ -87,7 +91,7 @@ class RotateUnit:
 
     sealer: Sealer
     table: str
-    after: tuple[int, ...]
+    after: tuple[Any, ...]
     operator: str
     limit: int = DEFAULT_BATCH
     needs_savepoint: ClassVar[bool] = True
@@ -96,6 +100,8 @@ class RotateUnit:
         counts = Counts()
         if self.table == "messages":
             after = self._messages(tx.conn, counts)
+        elif self.table == "pending_messages":
+            after = self._pending_rows(tx.conn, counts)
         else:
             after = self._versions(tx.conn, counts)
         done = after is None
@@ -134,6 +140,26 @@ class RotateUnit:
         if len(updates) < self.limit:
             return None
         return (int(updates[-1]["k_message_pk"]), int(updates[-1]["k_version"]))
+
+    def _pending_rows(self, conn: Connection, counts: Counts) -> tuple[Any, ...] | None:
+        """Messages awaiting their attachments, in the order of their key."""
+        p = pending_messages.c
+        key = row_value(p.sender, p.message_id)
+        rows = conn.execute(
+            select(p.sender, p.message_id, p.jws, p.kek_id, p.wrapped_key)
+            .where(
+                key > row_value(*(self.after or ("", ""))), _pending(pending_messages, self.active)
+            )
+            .order_by(p.sender, p.message_id)
+            .limit(self.limit)
+        ).mappings()
+        aad = lambda r: pending_aad(r["sender"], r["message_id"])  # noqa: E731
+        keys = ("sender", "message_id")
+        updates = self._changes(rows, "pending_messages", keys, aad, counts)
+        self._apply(conn, pending_messages, (p.sender, p.message_id), updates)
+        if len(updates) < self.limit:
+            return None
+        return (updates[-1]["k_sender"], updates[-1]["k_message_id"])
 
     def _changes(
         self,
@@ -207,10 +233,11 @@ class RotateUnit:
 
 @dataclass
 class RetireUnit:
-    """Forget the check values of KEKs that no stored body is sealed under any more;
-    the KEK ids forgotten, and those still in use."""
+    """Forget the check values of KEKs that no stored body or file is sealed under any
+    more; the KEK ids forgotten, and those still in use."""
 
     active: str
+    in_files: frozenset[str] = frozenset()
     needs_savepoint: ClassVar[bool] = True
 
     def run(self, tx: Tx) -> tuple[list[str], list[str]]:
@@ -218,7 +245,9 @@ class RetireUnit:
         for kek_id in sorted(stored_checks(tx.conn)):
             if kek_id == self.active:
                 continue
-            if any(_uses(tx.conn, table, kek_id) for table in (messages, signed_versions)):
+            if kek_id in self.in_files or any(
+                _uses(tx.conn, table, kek_id) for table in BODY_TABLES
+            ):
                 kept.append(kek_id)
             else:
                 retire_check(tx.conn, kek_id)
@@ -245,7 +274,7 @@ def left(conn: Connection, active: str) -> dict[str, int]:
                 select(func.count()).select_from(table).where(_pending(table, active))
             ).scalar_one()
         )
-        for table in (messages, signed_versions)
+        for table in BODY_TABLES
     }
 
 
@@ -275,8 +304,10 @@ def rotate(
     operator: str,
     batch_size: int = DEFAULT_BATCH,
     after_batch: Callable[[int], None] | None = None,
+    store: FileStore | None = None,
 ) -> dict[str, Any]:
-    """Run `RotateUnit`s over both tables until no row is left, then retire unused KEKs.
+    """Run `RotateUnit`s over both tables until no row is left, then bring the files of
+    `store` (if any) under the active KEK, then retire unused KEKs.
 
     `after_batch` is called with the number of batches committed so far."""
     with reader.connect() as conn:
@@ -284,7 +315,7 @@ def rotate(
     total = Counts()
     batches = 0
     for table in TABLES:
-        after: tuple[int, ...] = ()
+        after: tuple[Any, ...] = ()
         while True:
             step: Step = committer.run_sync(
                 RotateUnit(sealer, table, after, operator, limit=batch_size)
@@ -297,7 +328,25 @@ def rotate(
             if step.table_done:
                 break
             after = step.after
-    retired, kept = committer.run_sync(RetireUnit(sealer.active))
+    files = FileCounts()
+
+    def files_done(batch: FileCounts) -> None:
+        nonlocal batches
+        files.sealed, files.rewrapped = (
+            files.sealed + batch.sealed,
+            files.rewrapped + batch.rewrapped,
+        )
+        total.old_keks |= batch.old_keks
+        batches += 1
+        if after_batch is not None:
+            after_batch(batches)
+
+    if store is not None:
+        rotate_files(
+            committer, store, operator=operator, batch_size=batch_size, after_batch=files_done
+        )
+    files_remaining, in_files = files_left(store, sealer.active)
+    retired, kept = committer.run_sync(RetireUnit(sealer.active, in_files))
     with reader.connect() as conn:
         remaining = left(conn, sealer.active)
     return {
@@ -309,4 +358,5 @@ def rotate(
         "left": remaining,
         "retired": retired,
         "still_in_use": kept,
+        "files": {"sealed": files.sealed, "rewrapped": files.rewrapped, "left": files_remaining},
     }

@@ -243,6 +243,15 @@ def stream_header(kek_id: str, wrapped_key: bytes, prefix: bytes, chunk_bytes: i
     )
 
 
+def is_sealed_stream(start: bytes) -> bool:
+    """Whether bytes beginning with `start` (at least STREAM_MAGIC_BYTES of them) look
+    like a sealed stream; a file in the clear may begin so too, rarely (its digest tells)."""
+    return start.startswith(_STREAM_MAGIC)
+
+
+STREAM_MAGIC_BYTES = len(_STREAM_MAGIC)
+
+
 def read_stream_header(src: BinaryIO) -> StreamHeader:
     """Read a sealed stream's header from `src`, leaving it at the first chunk."""
     start = _read_full(src, len(_STREAM_MAGIC) + 1)

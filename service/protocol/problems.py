@@ -61,6 +61,7 @@ _KINDS = [
     ProblemKind("untrusted-checkpoint", 403, "No trusted signature on the checkpoint"),
     ProblemKind("old-size", 409, "Old size is not the latest cosigned size"),
     ProblemKind("inconsistent", 422, "Checkpoint inconsistent with the cosigned one"),
+    ProblemKind("stored-unreadable", 500, "Stored bytes do not open"),
     ProblemKind("internal", 500, "Internal error"),
 ]
 

@@ -162,8 +162,8 @@ def test_rows_stored_in_the_clear_stay_readable_and_rotate_kek_seals_them(
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["sealed"] == {"messages": 3, "signed_versions": 1}
-    assert report["left"] == {"messages": 0, "signed_versions": 0}
+    assert report["sealed"] == {"messages": 3, "signed_versions": 1, "pending_messages": 0}
+    assert report["left"] == {"messages": 0, "signed_versions": 0, "pending_messages": 0}
     with start(federation, clock, {"k1": keks["k1"]}) as client:
         node = node_of(client)
         rows = body_rows(node)
@@ -175,8 +175,8 @@ def test_rows_stored_in_the_clear_stay_readable_and_rotate_kek_seals_them(
     assert {m["id"] for m in before} == {ids["request"], ids["notice"]}
     # One audited batch per table (each under the batch size of 500).
     assert [e["detail"]["sealed"] for e in events] == [
-        {"messages": 3, "signed_versions": 0},
-        {"messages": 0, "signed_versions": 1},
+        {"messages": 3, "signed_versions": 0, "pending_messages": 0},
+        {"messages": 0, "signed_versions": 1, "pending_messages": 0},
     ]
     assert {e["detail"]["to"] for e in events} == {"k1"}
 
@@ -202,7 +202,7 @@ def test_rotation_rewraps_data_keys_and_leaves_every_ciphertext_as_it_was(
     assert "rotation refused: the node last started with active KEK k1" in refused.output
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["rewrapped"] == {"messages": 4, "signed_versions": 1}
+    assert report["rewrapped"] == {"messages": 4, "signed_versions": 1, "pending_messages": 0}
     assert report["retired"] == ["k1"]
     assert report["from"] == ["k1"]
     with start(federation, clock, {"k2": keks["k2"]}) as client:  # k1 is no longer needed

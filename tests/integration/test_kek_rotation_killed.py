@@ -101,7 +101,7 @@ def test_rotation_killed_mid_run_resumes_with_the_rows_left(
     assert resumed.returncode == 0, resumed.stderr.decode()
     report = json.loads(resumed.stdout)
     assert report["rewrapped"]["messages"] == MESSAGES - HOLD_AFTER * BATCH
-    assert report["left"] == {"messages": 0, "signed_versions": 0}
+    assert report["left"] == {"messages": 0, "signed_versions": 0, "pending_messages": 0}
     assert report["retired"] == ["k1"]
     assert under(url, "k1") == 0
     assert under(url, "k2") == MESSAGES

@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 from service.clock import FixedClock
 from service.config import load_config
 from service.main import create_app
+from service.protocol.receipts import sha256_digest
 from service.runtime import Node
+from tests.support.attachment_pair import pdf_bytes
 from tests.support.nodes import CLIENT_TOKEN, Federation, envelope_for, example_body
 from tests.unit.exchange.conftest import sending_rules
 from tests.unit.exchange.partner import FakePartner
@@ -122,6 +124,12 @@ def traffic(client: TestClient, federation: Federation) -> dict[str, str]:
 
 def allow_notices(cfg: dict[str, Any]) -> None:
     uz = next(p for p in cfg["partners"] if p["party"] == "UZ:MIA")
+    uz["attachments"] = {
+        "max_count": 2,
+        "max_bytes": 1_000_000,
+        "max_total_bytes": 2_000_000,
+        "media_types": ["application/pdf"],
+    }
     uz["rules"].append(
         {
             "id": "uz-in-violation",
@@ -131,6 +139,60 @@ def allow_notices(cfg: dict[str, Any]) -> None:
             "purposes": ["illegal-migration-control"],
         }
     )
+
+
+def personal_pdf(seed: int = 0) -> bytes:
+    """A PDF of about 200 KB (several sealed chunks) naming the persons of PERSONAL_VALUES."""
+    pdf = pdf_bytes(200_000, seed)
+    names = " ".join(PERSONAL_VALUES).encode()
+    return pdf[:100] + b"\n% " + names + b"\n" + pdf[100:]
+
+
+def receive_with_file(client: TestClient, federation: Federation, data: bytes) -> str:
+    """UZ sends KZ a violation notice with `data` as its PDF; its id once accepted."""
+    message_id, token, offer = offer_file(client, federation, data)
+    upload_and_accept(client, token, offer, data)
+    return message_id
+
+
+def offer_file(
+    client: TestClient, federation: Federation, data: bytes
+) -> tuple[str, bytes, dict[str, Any]]:
+    """UZ posts KZ a violation notice naming `data` as its PDF: its id, the signed
+    message, and KZ's upload offer (the message awaits its file)."""
+    file = {"name": "decision.pdf", "media_type": "application/pdf", "size": len(data),
+            "digest": sha256_digest(data)}  # fmt: skip
+    body = {**example_body("migration.violation-notice"), "attachments": [file]}
+    env = envelope_for(federation.uz, msg_type="migration.violation-notice",
+                       purpose="illegal-migration-control", body=body)  # fmt: skip
+    token = federation.uz.sign(env)
+    offer = client.post("/v1/messages", content=token, headers=JOSE)
+    assert offer.status_code == 202, offer.text
+    return env.id, token, offer.json()
+
+
+def upload(client: TestClient, offer: dict[str, Any], data: bytes) -> Any:
+    """UZ uploads `data` as the offered message's first file, from offset 0."""
+    return client.patch(
+        offer["attachments"][0]["url"],
+        content=data,
+        headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+                 "Authorization": f"Bearer {offer['upload_token']}",
+                 "Content-Type": "application/offset+octet-stream"},
+    )  # fmt: skip
+
+
+def upload_and_accept(client: TestClient, token: bytes, offer: dict[str, Any], data: bytes) -> None:
+    uploaded = upload(client, offer, data)
+    assert uploaded.status_code == 204, uploaded.text
+    accepted = client.post("/v1/messages", content=token, headers=JOSE)
+    assert accepted.status_code == 201, accepted.text
+
+
+def stored_files(node: Node) -> list[Path]:
+    """Every file under the node's attachment directory (staging included)."""
+    root = Path(node.config.attachments.directory)
+    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def deliver(node: Node, partner: FakePartner, clock: FixedClock) -> int:
