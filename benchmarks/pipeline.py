@@ -40,7 +40,7 @@ from fastapi import FastAPI
 from benchmarks import nodes
 from benchmarks.load import sign_messages
 from service.config import load_config
-from service.logs import log_config
+from service.logs import lean_records, log_config
 from service.main import create_app
 from service.observability.metrics import MULTIPROC_ENV
 
@@ -183,6 +183,7 @@ def main() -> None:
     # As `migex serve --workers 2` runs: JSON log lines on standard error (send them
     # to /dev/null), counters in multiprocess files.
     logging.config.dictConfig(log_config())
+    lean_records()
     with tempfile.TemporaryDirectory(prefix="migex-bench-pipeline-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "metrics").mkdir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from datetime import UTC, datetime
 
@@ -28,5 +30,15 @@ class FixedClock:
 
 def rfc3339(ts: float) -> str:
     """Unix seconds as RFC 3339 UTC with milliseconds: 2026-11-24T15:35:33.123Z."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    second = math.floor(ts)
+    micros = round((ts - second) * 1_000_000)  # as datetime rounds: half to even
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_second_prefix(second)}{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_prefix(second: int) -> str:
+    """'2026-11-24T15:35:33.' of a whole second: every log line formats one, and lines
+    come many to a second, so the date is formatted once a second."""
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")

@@ -37,7 +37,7 @@ from service.console import web as console
 from service.exchange import refusals, retention
 from service.exchange.delivery import DeliveryWorker
 from service.exchange.netbackend import PartnerTransport
-from service.logs import install_process_hooks
+from service.logs import install_process_hooks, lean_records
 from service.observability import web as observability
 from service.runtime import build_node, delivery_settings
 from service.witness.partnerproofs import load_partner_proofs
@@ -191,4 +191,5 @@ def app_from_env() -> FastAPI:
     if not path:
         raise RuntimeError("set MIGEX_CONFIG to the node's YAML configuration file")
     install_process_hooks()
+    lean_records()
     return create_app(load_config(Path(path)), migrate_on_start=False, freeze_heap=True)

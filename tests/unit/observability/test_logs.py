@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 
-from service.logs import REQUEST_ID, JsonFormatter, log_config
+import pytest
+
+from service.clock import rfc3339
+from service.logs import REQUEST_ID, JsonFormatter, lean_records, log_config
 from service.observability.requestlog import request_id_from
 
 
@@ -68,3 +72,45 @@ def test_every_other_library_logs_through_the_json_handler() -> None:
     assert config["root"]["handlers"] == ["stderr"]
     assert config["loggers"]["psycopg"]["level"] == "WARNING"
     assert config["handlers"]["stderr"]["formatter"] == "json"
+
+
+def test_lean_records_skip_the_caller_lookup_and_keep_every_written_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As a fresh interpreter has them (another test may have served an app already).
+    monkeypatch.setattr(logging, "_srcfile", logging.addLevelName.__code__.co_filename)
+    for name in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, True)
+    logger = logging.getLogger("migex.test.lean")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        logger.warning("before")
+        lean_records()
+        logger.warning("%s %d", "after", 201, extra={"route": "/v1/messages"})
+    finally:
+        logger.removeHandler(handler)
+    before, after = seen
+    assert (
+        before.funcName == "test_lean_records_skip_the_caller_lookup_and_keep_every_written_field"
+    )
+    assert after.lineno == 0
+    assert after.threadName is None
+    assert after.processName is None
+    line = json.loads(JsonFormatter().format(after))
+    assert line["msg"] == "after 201"
+    assert line["route"] == "/v1/messages"
+    assert set(line) == {"time", "level", "logger", "msg", "route"}
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [0.0, 1764000000.0, 1764000000.0005, 1764000000.9994999, 1764000000.9999996,
+     1764000000.4999995, 1764000059.999, 1798761599.9999999, 4102444800.123456],
+)  # fmt: skip
+def test_rfc3339_formats_as_datetime_does_at_every_edge(ts: float) -> None:
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    expected = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    assert rfc3339(ts) == expected
