@@ -33,6 +33,7 @@ from service.exchange.attempts import (
     ResignUnit,
     SignedCopy,
 )
+from service.exchange.jobs import Job, Lease
 from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
@@ -61,15 +62,6 @@ class DeliverySettings:
     lease_seconds: float = 60.0
     resign_after: float = 150.0
     poll_interval: float = 0.5
-
-
-@dataclass(frozen=True)
-class Job:
-    pk: int
-    message_id: str
-    recipient: str
-    attempts: int
-    copies: list[SignedCopy]  # oldest first
 
 
 class DeliveryWorker:
@@ -101,39 +93,78 @@ class DeliveryWorker:
         self._store = store
         self._wake = asyncio.Event()
         self._recording: set[asyncio.Task[None]] = set()
+        # What the worker holds, read by `reserve` between its rounds (one event loop).
+        self._running = False
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._backlog: deque[Job] = deque()
+        self._handed: deque[Job] = deque()
+        self._reserved = 0
+        self._new_rows = False  # `wake`: rows were queued that no one leased
 
     def wake(self) -> None:
+        """There are due rows in the database that this worker may claim."""
+        self._new_rows = True
         self._wake.set()
 
+    # -- taking jobs from their queueing (jobs.Courier) ----------------------------
+    def reserve(self) -> Lease | None:
+        """A lease for a message about to be queued in this process, if the worker
+        runs and holds fewer than twice `concurrency` jobs (in flight, waiting, handed or
+        reserved), the bound its claims keep to.
+
+        A claim under way is not counted: it asks for whatever room there was when it
+        started, most often to find nothing due, and counting it would turn away the
+        messages queued meanwhile, each of which would then need a claim of its own.
+        So the jobs waiting may briefly exceed the bound by one claim's worth; those
+        in flight never exceed `concurrency`."""
+        held = len(self._inflight) + len(self._backlog) + len(self._handed) + self._reserved
+        if not self._running or self._stopping.is_set() or held >= 2 * self.settings.concurrency:
+            return None
+        self._reserved += 1
+        return Lease(self._owner, self.settings.lease_seconds)
+
+    def hand(self, job: Job) -> None:
+        """The job of a reserved message whose leased row is committed: sent before any claim."""
+        self._reserved -= 1
+        self._handed.append(job)
+        self._wake.set()
+
+    def release(self) -> None:
+        """A reserved message was not queued after all."""
+        self._reserved -= 1
+
     async def run_forever(self, stopping: asyncio.Event) -> None:
-        """Keep `concurrency` deliveries in flight. Claims run beside the deliveries and
-        keep a backlog of up to `concurrency` leased jobs, so a freed slot starts at once."""
-        inflight: set[asyncio.Task[None]] = set()
-        backlog: deque[Job] = deque()
+        """Keep `concurrency` deliveries in flight. Jobs handed over by their queueing
+        come first; claims run beside the deliveries and keep a backlog of up to
+        `concurrency` leased jobs, so a freed slot starts at once."""
+        inflight, backlog = self._inflight, self._backlog
         claiming: asyncio.Task[list[Job]] | None = None
         wanted = 0
         exhausted = False  # the last claim found less than it asked for
+        claimed_at = 0.0
         limit = self.settings.concurrency
+        self._running, self._stopping = True, stopping
         while not stopping.is_set():
+            backlog.extend(self._handed)
+            self._handed.clear()
             while backlog and len(inflight) < limit:
                 task = asyncio.create_task(self._deliver_logged(backlog.popleft()))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
-            room = 2 * limit - len(inflight) - len(backlog)
+            room = 2 * limit - len(inflight) - len(backlog) - self._reserved
             if claiming is None and not exhausted and (room >= max(1, limit // 4) or not inflight):
                 wanted = max(room, 1)
                 claiming = asyncio.create_task(self._committer.run(self._claim_unit(wanted)))
+                claimed_at = time.monotonic()
             self._wake.clear()
             woken = asyncio.ensure_future(self._wake.wait())
             waiters: set[asyncio.Future[Any]] = {woken, *inflight}
             if claiming is not None:
                 waiters.add(claiming)
-            before = len(inflight)
             await asyncio.wait(
                 waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
-            if woken.done() or len(inflight) < before or (not inflight and claiming is None):
-                exhausted = False  # new work, a freed slot (its retry may be due), or a poll
             woken.cancel()
             if claiming is not None and claiming.done():
                 try:
@@ -144,6 +175,14 @@ class DeliveryWorker:
                 claiming = None
                 backlog.extend(jobs)
                 exhausted = len(jobs) < wanted
+            # Claim again on rows queued unleased (perhaps after the last claim read the
+            # table), or once a poll interval has passed since the last claim (a retry
+            # come due, another process's rows); not merely because a slot was freed,
+            # as jobs handed over by their queueing keep freeing slots with no row due.
+            if self._new_rows or time.monotonic() - claimed_at >= self.settings.poll_interval:
+                self._new_rows = False
+                exhausted = False
+        self._running = False
         if claiming is not None:
             await asyncio.gather(claiming, return_exceptions=True)
         if inflight:
