@@ -261,10 +261,9 @@ class DeliveryWorker:
         task.add_done_callback(self._recording.discard)
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
-        parsed = jws.parse_compact(copy.jws)
-        env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
+        env = replace(copy.env, iat=int(now))
         token = jws.sign_compact(self._key, envelope.encode_payload(env))
-        fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
+        fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token, env)
         stored = self._bodies.message(token, env.iss, env.id)
         stored_version = self._bodies.version(token, env.id, fresh.version)
         await self._committer.run(ResignUnit(job.pk, fresh, stored, stored_version))
@@ -326,7 +325,7 @@ class DeliveryWorker:
         from its offsets, then post the same bytes again for the receipt."""
         if self._store is None:
             return AttemptResult("refused", 202, "attachments", "this node keeps no files")
-        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+        sent = copy.env
         sizes = {d.digest: d.size for d in declared_in(sent.body)}
         transfer = Transfer(
             self._transport,
@@ -378,8 +377,7 @@ class DeliveryWorker:
             raise Problem("unknown-key", f"receipt signed by {owner.party}, not {partner.party}")
         jws.verify(parsed, key.public)
         receipt = envelope.parse_payload(parsed.payload)
-        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
-        return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
+        return check_receipt(receipt, sent=copy.env, sent_bytes=copy.jws), message_digest(token)
 
     async def _record_logged(
         self, job: Job, result: AttemptResult, copy: SignedCopy, now: float
@@ -416,8 +414,7 @@ class DeliveryWorker:
         """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
         if result.outcome != "delivered":
             return {}
-        sender = envelope.parse_payload(jws.parse_compact(copy.jws).payload).iss
-        return self._bodies.message(copy.jws, sender, job.message_id)
+        return self._bodies.message(copy.jws, copy.env.iss, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -429,8 +426,7 @@ class DeliveryWorker:
 
 
 def _names_attachments(copy: SignedCopy) -> bool:
-    sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
-    return bool(declared_in(sent.body))
+    return bool(declared_in(copy.env.body))
 
 
 # A receipt or a problem document is a few kilobytes; a partner's answer is read up to

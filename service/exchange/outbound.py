@@ -450,9 +450,11 @@ async def _queue_and_hand(committer: GroupCommitter, unit: QueueUnit, courier: C
 
 def first_job(prepared: Prepared, pk: int) -> Job:
     """The job of a message just queued: no attempt yet, its first signed copy (the
-    bytes `QueueUnit` stored, so the worker needs not read them back)."""
+    bytes `QueueUnit` stored, and the envelope they were signed from, so the worker
+    needs neither read them back nor parse them)."""
     env = prepared.env
-    return Job(pk, env.id, env.aud, 0, [SignedCopy(1, env.iat, prepared.digest, prepared.jws)])
+    copy = SignedCopy(1, env.iat, prepared.digest, prepared.jws, env)
+    return Job(pk, env.id, env.aud, 0, [copy])
 
 
 def check_attached_json(store: AttachmentStore, env: Envelope, policy: OutboundPolicy) -> None:

@@ -23,7 +23,7 @@ from service.ledger.committer import Tx
 from service.main import create_app
 from service.protocol.problems import Problem
 from tests.support.nodes import CLIENT_TOKEN, Federation, example_body, outbox_statistics
-from tests.unit.exchange.partner import FakePartner
+from tests.unit.exchange.partner import FakePartner, envelope_of
 from tests.unit.exchange.sender import Sender
 
 
@@ -105,6 +105,9 @@ def test_a_message_queued_with_a_free_slot_is_leased_by_its_queueing_and_handed_
     assert [(c.version, c.iat, c.digest, c.jws) for c in job.copies] == [
         (1, copy["iat"], copy["digest"], copy["jws"])
     ]
+    # The envelope it was signed from rides along: the worker does not parse its bytes.
+    assert job.copies[0].signed is not None
+    assert job.copies[0].env == envelope_of(copy["jws"])
     assert _claim(sender, "worker-2") == [], "claimed while its queueing's lease held"
 
 
