@@ -138,13 +138,21 @@ class DeliveryWorker:
         """Keep `concurrency` deliveries in flight. Jobs handed over by their queueing
         come first; claims run beside the deliveries and keep a backlog of up to
         `concurrency` leased jobs, so a freed slot starts at once."""
+        self._running, self._stopping = True, stopping
+        try:
+            await self._run(stopping)
+        finally:
+            # No slot is given once the worker has stopped, for whatever reason.
+            self._running = False
+        await self.drain()
+
+    async def _run(self, stopping: asyncio.Event) -> None:
         inflight, backlog = self._inflight, self._backlog
         claiming: asyncio.Task[list[Job]] | None = None
         wanted = 0
         exhausted = False  # the last claim found less than it asked for
         claimed_at = 0.0
         limit = self.settings.concurrency
-        self._running, self._stopping = True, stopping
         while not stopping.is_set():
             backlog.extend(self._handed)
             self._handed.clear()
@@ -182,12 +190,10 @@ class DeliveryWorker:
             if self._new_rows or time.monotonic() - claimed_at >= self.settings.poll_interval:
                 self._new_rows = False
                 exhausted = False
-        self._running = False
         if claiming is not None:
             await asyncio.gather(claiming, return_exceptions=True)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
-        await self.drain()
 
     async def drain(self) -> None:
         """Wait until every attempt whose answer came back is recorded."""
