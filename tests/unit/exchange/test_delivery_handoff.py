@@ -5,6 +5,7 @@ queueing and handed to the worker: no claim of its own, and still a lease like a
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from service.exchange.outbound import OutboundRequest, Queued, queue_outbound
 from service.ledger.committer import Tx
 from service.main import create_app
 from service.protocol.problems import Problem
+from tests.support.batches import Gate
 from tests.support.nodes import CLIENT_TOKEN, Federation, example_body, outbox_statistics
 from tests.unit.exchange.partner import FakePartner, envelope_of
 from tests.unit.exchange.sender import Sender
@@ -129,6 +131,43 @@ def test_a_refused_queueing_takes_no_lease_and_gives_its_reservation_back(
     with pytest.raises(Problem, match="reply_to"):
         _queue(sender, courier, _request(reply_to=unknown))
     assert (courier.handed, courier.released) == ([], 1)
+
+
+def test_a_queueing_cancelled_while_its_unit_waits_still_hands_over_the_committed_job(
+    sender: Sender,
+) -> None:
+    node = sender.node
+    courier = Courier()
+    entered, release = threading.Event(), threading.Event()
+
+    async def cancel_then_commit() -> None:
+        gate = node.committer.submit(Gate(entered, release))
+        assert entered.wait(10)  # the writer is held: the unit waits in its queue
+        request = asyncio.create_task(
+            queue_outbound(
+                node.outbound,
+                node.committer,
+                _request(),
+                node.clock(),
+                inline=True,
+                courier=courier,
+            )
+        )
+        await asyncio.sleep(0.05)
+        request.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        await asyncio.wrap_future(gate)
+        for _ in range(500):
+            if courier.handed:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(cancel_then_commit())
+    [job] = courier.handed
+    assert courier.released == 0
+    assert sender.outbox(job.message_id)["lease_owner"] == "worker-1"
 
 
 def test_a_lease_taken_at_queueing_and_never_sent_expires_and_another_worker_delivers_it_once(
