@@ -59,20 +59,16 @@ class Courier:
         self.released += 1
 
 
-def _queue(sender: Sender, courier: Any, req: OutboundRequest | None = None) -> Queued:
+async def _queueing(sender: Sender, courier: Any, req: OutboundRequest | None = None) -> Queued:
+    """`POST /v1/outbox`'s queueing of `req` (a statistics dataset) with `courier`."""
     node = sender.node
+    return await queue_outbound(
+        node.outbound, node.committer, req or _request(), node.clock(), inline=True, courier=courier
+    )
 
-    async def queue() -> Queued:
-        return await queue_outbound(
-            node.outbound,
-            node.committer,
-            req or _request(),
-            node.clock(),
-            inline=True,
-            courier=courier,
-        )
 
-    return asyncio.run(queue())
+def _queue(sender: Sender, courier: Any, req: OutboundRequest | None = None) -> Queued:
+    return asyncio.run(_queueing(sender, courier, req))
 
 
 def _claim(sender: Sender, owner: str) -> list[Job]:
@@ -143,16 +139,7 @@ def test_a_queueing_cancelled_while_its_unit_waits_still_hands_over_the_committe
     async def cancel_then_commit() -> None:
         gate = node.committer.submit(Gate(entered, release))
         assert entered.wait(10)  # the writer is held: the unit waits in its queue
-        request = asyncio.create_task(
-            queue_outbound(
-                node.outbound,
-                node.committer,
-                _request(),
-                node.clock(),
-                inline=True,
-                courier=courier,
-            )
-        )
+        request = asyncio.create_task(_queueing(sender, courier))
         await asyncio.sleep(0.05)
         request.cancel()
         release.set()
@@ -198,7 +185,6 @@ def test_a_full_worker_takes_no_lease_and_every_message_is_delivered_once(
     """Concurrency 1: one message in flight and one waiting fill the worker; the third
     is queued unleased, claimed once there is room, and each is posted exactly once."""
     sender.settings = replace(sender.settings, concurrency=1, poll_interval=0.05)
-    node = sender.node
     opened = asyncio.Event()
 
     async def held(request: httpx.Request) -> httpx.Response:
@@ -213,16 +199,7 @@ def test_a_full_worker_takes_no_lease_and_every_message_is_delivered_once(
             await asyncio.sleep(0)  # the worker starts and takes the slots it is given
             queued = []
             for _ in range(3):
-                queued.append(
-                    await queue_outbound(
-                        node.outbound,
-                        node.committer,
-                        _request(),
-                        node.clock(),
-                        inline=True,
-                        courier=worker,
-                    )
-                )
+                queued.append(await _queueing(sender, worker))
                 await asyncio.sleep(0.01)
             owners = [sender.outbox(q.message_id)["lease_owner"] for q in queued]
             worker.wake()
