@@ -97,10 +97,17 @@ async def submit(
     inline = declared is not None and declared <= INLINE_LIMIT
     store = node.store if item.body.get("attachments") else None
     queued = await queue_outbound(
-        node.outbound, node.committer, req, node.clock(), inline=inline, store=store
+        node.outbound,
+        node.committer,
+        req,
+        node.clock(),
+        inline=inline,
+        store=store,
+        courier=node.delivery,
     )
     request.state.message_id = queued.message_id
-    if node.delivery is not None:
+    if node.delivery is not None and not queued.handed:
+        # A message handed to the worker is leased to it already: a claim would find nothing.
         node.delivery.wake()
     url = f"/v1/outbox/{queued.message_id}"
     response.headers["Location"] = url

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, select, update
@@ -13,6 +14,8 @@ from service.audit.entries import AuditEvent
 from service.db.tables import delivery_attempts, messages, outbox, signed_versions
 from service.ledger.cache import BatchCache, OutboxClaim
 from service.ledger.committer import Tx, Unit, row_key
+from service.protocol import envelope, jws
+from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
 
 
@@ -22,6 +25,17 @@ class SignedCopy:
     iat: int
     digest: str
     jws: bytes
+    # The envelope these bytes carry, given by whoever just signed them (a copy queued
+    # or re-signed in this process); otherwise parsed from the bytes on first use.
+    signed: Envelope | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def env(self) -> Envelope:
+        """The copy's envelope, parsed at most once: the receipt check and the stored
+        body both need it, and parsing a copy costs about as much as its signature."""
+        if self.signed is not None:
+            return self.signed
+        return envelope.parse_payload(jws.parse_compact(self.jws).payload)
 
 
 @dataclass(frozen=True)

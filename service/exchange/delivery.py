@@ -33,6 +33,7 @@ from service.exchange.attempts import (
     ResignUnit,
     SignedCopy,
 )
+from service.exchange.jobs import Job, Lease
 from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
@@ -61,15 +62,6 @@ class DeliverySettings:
     lease_seconds: float = 60.0
     resign_after: float = 150.0
     poll_interval: float = 0.5
-
-
-@dataclass(frozen=True)
-class Job:
-    pk: int
-    message_id: str
-    recipient: str
-    attempts: int
-    copies: list[SignedCopy]  # oldest first
 
 
 class DeliveryWorker:
@@ -101,39 +93,86 @@ class DeliveryWorker:
         self._store = store
         self._wake = asyncio.Event()
         self._recording: set[asyncio.Task[None]] = set()
+        # What the worker holds, read by `reserve` between its rounds (one event loop).
+        self._running = False
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._backlog: deque[Job] = deque()
+        self._handed: deque[Job] = deque()
+        self._reserved = 0
+        self._new_rows = False  # `wake`: rows were queued that no one leased
 
     def wake(self) -> None:
+        """There are due rows in the database that this worker may claim."""
+        self._new_rows = True
         self._wake.set()
 
+    # -- taking jobs from their queueing (jobs.Courier) ----------------------------
+    def reserve(self) -> Lease | None:
+        """A lease for a message about to be queued in this process, if the worker
+        runs and holds fewer than twice `concurrency` jobs (in flight, waiting, handed or
+        reserved), the bound its claims keep to.
+
+        A claim under way is not counted: it asks for whatever room there was when it
+        started, most often to find nothing due, and counting it would turn away the
+        messages queued meanwhile, each of which would then need a claim of its own.
+        So the jobs waiting may briefly exceed the bound by one claim's worth; those
+        in flight never exceed `concurrency`."""
+        held = len(self._inflight) + len(self._backlog) + len(self._handed) + self._reserved
+        if not self._running or self._stopping.is_set() or held >= 2 * self.settings.concurrency:
+            return None
+        self._reserved += 1
+        return Lease(self._owner, self.settings.lease_seconds)
+
+    def hand(self, job: Job) -> None:
+        """The job of a reserved message whose leased row is committed: sent before any claim."""
+        self._reserved -= 1
+        self._handed.append(job)
+        self._wake.set()
+
+    def release(self) -> None:
+        """A reserved message was not queued after all."""
+        self._reserved -= 1
+
     async def run_forever(self, stopping: asyncio.Event) -> None:
-        """Keep `concurrency` deliveries in flight. Claims run beside the deliveries and
-        keep a backlog of up to `concurrency` leased jobs, so a freed slot starts at once."""
-        inflight: set[asyncio.Task[None]] = set()
-        backlog: deque[Job] = deque()
+        """Keep `concurrency` deliveries in flight. Jobs handed over by their queueing
+        come first; claims run beside the deliveries and keep a backlog of up to
+        `concurrency` leased jobs, so a freed slot starts at once."""
+        self._running, self._stopping = True, stopping
+        try:
+            await self._run(stopping)
+        finally:
+            # No slot is given once the worker has stopped, for whatever reason.
+            self._running = False
+        await self.drain()
+
+    async def _run(self, stopping: asyncio.Event) -> None:
+        inflight, backlog = self._inflight, self._backlog
         claiming: asyncio.Task[list[Job]] | None = None
         wanted = 0
         exhausted = False  # the last claim found less than it asked for
+        claimed_at = 0.0
         limit = self.settings.concurrency
         while not stopping.is_set():
+            backlog.extend(self._handed)
+            self._handed.clear()
             while backlog and len(inflight) < limit:
                 task = asyncio.create_task(self._deliver_logged(backlog.popleft()))
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
-            room = 2 * limit - len(inflight) - len(backlog)
+            room = 2 * limit - len(inflight) - len(backlog) - self._reserved
             if claiming is None and not exhausted and (room >= max(1, limit // 4) or not inflight):
                 wanted = max(room, 1)
                 claiming = asyncio.create_task(self._committer.run(self._claim_unit(wanted)))
+                claimed_at = time.monotonic()
             self._wake.clear()
             woken = asyncio.ensure_future(self._wake.wait())
             waiters: set[asyncio.Future[Any]] = {woken, *inflight}
             if claiming is not None:
                 waiters.add(claiming)
-            before = len(inflight)
             await asyncio.wait(
                 waiters, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
-            if woken.done() or len(inflight) < before or (not inflight and claiming is None):
-                exhausted = False  # new work, a freed slot (its retry may be due), or a poll
             woken.cancel()
             if claiming is not None and claiming.done():
                 try:
@@ -144,11 +183,17 @@ class DeliveryWorker:
                 claiming = None
                 backlog.extend(jobs)
                 exhausted = len(jobs) < wanted
+            # Claim again on rows queued unleased (perhaps after the last claim read the
+            # table), or once a poll interval has passed since the last claim (a retry
+            # come due, another process's rows); not merely because a slot was freed,
+            # as jobs handed over by their queueing keep freeing slots with no row due.
+            if self._new_rows or time.monotonic() - claimed_at >= self.settings.poll_interval:
+                self._new_rows = False
+                exhausted = False
         if claiming is not None:
             await asyncio.gather(claiming, return_exceptions=True)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
-        await self.drain()
 
     async def drain(self) -> None:
         """Wait until every attempt whose answer came back is recorded."""
@@ -222,10 +267,9 @@ class DeliveryWorker:
         task.add_done_callback(self._recording.discard)
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
-        parsed = jws.parse_compact(copy.jws)
-        env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
+        env = replace(copy.env, iat=int(now))
         token = jws.sign_compact(self._key, envelope.encode_payload(env))
-        fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
+        fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token, env)
         stored = self._bodies.message(token, env.iss, env.id)
         stored_version = self._bodies.version(token, env.id, fresh.version)
         await self._committer.run(ResignUnit(job.pk, fresh, stored, stored_version))
@@ -287,7 +331,7 @@ class DeliveryWorker:
         from its offsets, then post the same bytes again for the receipt."""
         if self._store is None:
             return AttemptResult("refused", 202, "attachments", "this node keeps no files")
-        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
+        sent = copy.env
         sizes = {d.digest: d.size for d in declared_in(sent.body)}
         transfer = Transfer(
             self._transport,
@@ -339,8 +383,7 @@ class DeliveryWorker:
             raise Problem("unknown-key", f"receipt signed by {owner.party}, not {partner.party}")
         jws.verify(parsed, key.public)
         receipt = envelope.parse_payload(parsed.payload)
-        sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
-        return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
+        return check_receipt(receipt, sent=copy.env, sent_bytes=copy.jws), message_digest(token)
 
     async def _record_logged(
         self, job: Job, result: AttemptResult, copy: SignedCopy, now: float
@@ -377,8 +420,7 @@ class DeliveryWorker:
         """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
         if result.outcome != "delivered":
             return {}
-        sender = envelope.parse_payload(jws.parse_compact(copy.jws).payload).iss
-        return self._bodies.message(copy.jws, sender, job.message_id)
+        return self._bodies.message(copy.jws, copy.env.iss, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -390,8 +432,7 @@ class DeliveryWorker:
 
 
 def _names_attachments(copy: SignedCopy) -> bool:
-    sent = envelope.parse_payload(jws.parse_compact(copy.jws).payload)
-    return bool(declared_in(sent.body))
+    return bool(declared_in(copy.env.body))
 
 
 # A receipt or a problem document is a few kilobytes; a partner's answer is read up to

@@ -5,6 +5,7 @@ one commit)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -23,6 +24,8 @@ from service.attachments.uploads import Context, check_json
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.db.tables import messages, outbox, signed_versions
+from service.exchange.attempts import SignedCopy
+from service.exchange.jobs import Courier, Job, Lease
 from service.exchange.rows import defer_message
 from service.ledger.cache import OutboxClaim
 from service.ledger.committer import AuditOnly, GroupCommitter, Tx
@@ -214,6 +217,10 @@ class Queued:
     message_id: str
     audit_index: int
     removed: list[str]
+    # The message's key, and whether its outbox row was leased by its queueing (and
+    # its job handed to this process's delivery worker).
+    pk: int = dataclasses.field(default=0, kw_only=True)
+    handed: bool = dataclasses.field(default=False, kw_only=True)
 
 
 @dataclass
@@ -221,12 +228,15 @@ class QueueUnit:
     """Store the message, its first signed copy, the outbox row and the audit entry.
 
     The rows are written through `tx.defer` after the only check that can refuse, so
-    the unit needs no savepoint.
+    the unit needs no savepoint. With a `lease`, the outbox row is written leased to the
+    delivery worker that reserved it, exactly as a claim would lease it, so that the
+    worker can send the message without a claim of its own (docs/architecture.md).
     """
 
     req: OutboundRequest
     prepared: Prepared
     store: AttachmentStore | None = None
+    lease: Lease | None = None
     needs_savepoint: ClassVar[bool] = False
 
     def run(self, tx: Tx) -> Queued:
@@ -293,13 +303,13 @@ class QueueUnit:
                 "state": "pending",
                 "attempts": 0,
                 "next_attempt_at": tx.now,
-                "lease_owner": None,
-                "lease_until": None,
+                "lease_owner": None if self.lease is None else self.lease.owner,
+                "lease_until": None if self.lease is None else tx.now + self.lease.seconds,
                 "last_error": None,
                 "created_at": tx.now,
             },
         )
-        return Queued(env.id, index, p.removed)
+        return Queued(env.id, index, p.removed, pk=pk, handed=self.lease is not None)
 
     def _check_reply(self, tx: Tx) -> None:
         found = tx.conn.execute(
@@ -394,12 +404,15 @@ async def queue_outbound(
     *,
     inline: bool,
     store: AttachmentStore | None = None,
+    courier: Courier | None = None,
 ) -> Queued:
     """Check, cut, validate and sign one of the agency's messages, then queue it.
 
     A refusal is audited (`send.refused`) and raised as the Problem. `inline` checks and
     signs on the calling event loop; otherwise in a thread, so that a large record
-    (statistics) does not hold up other requests.
+    (statistics) does not hold up other requests. When `courier` (this process's
+    delivery worker, on the same event loop) has room, the queueing leases the message
+    to it and hands it the job: the message is sent without a claim of its own.
     """
     work = functools.partial(prepare, req, policy, now)
     try:
@@ -409,8 +422,39 @@ async def queue_outbound(
     except Problem as problem:
         await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
         raise
-    queued: Queued = await committer.run(QueueUnit(req, prepared, store))
-    return queued
+    lease = courier.reserve() if courier is not None else None
+    if courier is None or lease is None:
+        queued: Queued = await committer.run(QueueUnit(req, prepared, store))
+        return queued
+    return await _queue_and_hand(committer, QueueUnit(req, prepared, store, lease), courier)
+
+
+async def _queue_and_hand(committer: GroupCommitter, unit: QueueUnit, courier: Courier) -> Queued:
+    """Queue a message leased to `courier`; hand it the job once the row is committed,
+    or give the reservation back if it was not.
+
+    The hand-over does not wait on the request: one cancelled while its unit is in the
+    writer's queue still hands over the committed job, so its lease is not left to
+    expire unused (it would be: no claim takes a leased row before then)."""
+    committed = asyncio.ensure_future(committer.run(unit))
+
+    def settle(done: asyncio.Future[Queued]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            courier.release()
+        else:
+            courier.hand(first_job(unit.prepared, done.result().pk))
+
+    committed.add_done_callback(settle)
+    return await asyncio.shield(committed)
+
+
+def first_job(prepared: Prepared, pk: int) -> Job:
+    """The job of a message just queued: no attempt yet, its first signed copy (the
+    bytes `QueueUnit` stored, and the envelope they were signed from, so the worker
+    needs neither read them back nor parse them)."""
+    env = prepared.env
+    copy = SignedCopy(1, env.iat, prepared.digest, prepared.jws, env)
+    return Job(pk, env.id, env.aud, 0, [copy])
 
 
 def check_attached_json(store: AttachmentStore, env: Envelope, policy: OutboundPolicy) -> None:

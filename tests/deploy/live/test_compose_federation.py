@@ -532,7 +532,8 @@ def test_a_kz_process_killed_mid_load_loses_nothing(stack: Stack) -> None:
             for future in futures:
                 future.result()
         assert len(accepted) >= 60
-        # Rows kz-2 had claimed wait for their lease (60 s) before kz delivers them.
+        # Rows kz-2 had claimed (or leased as it queued them) wait for their lease (60 s)
+        # before kz delivers them.
         deliver_all(agencies[0], accepted, timeout=420)
     finally:
         for agency in agencies:
