@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -13,6 +14,8 @@ from service.audit.entries import AuditEvent
 from service.db.tables import delivery_attempts, messages, outbox, signed_versions
 from service.ledger.cache import BatchCache, OutboxClaim
 from service.ledger.committer import Tx, Unit, row_key
+from service.protocol import envelope, jws
+from service.protocol.envelope import Envelope
 from service.protocol.problems import Problem
 
 
@@ -22,6 +25,13 @@ class SignedCopy:
     iat: int
     digest: str
     jws: bytes
+
+    @functools.cached_property
+    def envelope(self) -> Envelope:
+        """The copy's envelope, parsed once: a delivery reads it up to four times (its
+        attachments, their sizes, the receipt's check, the stored body). It lives as
+        long as the copy does, no longer."""
+        return envelope.parse_payload(jws.parse_compact(self.jws).payload)
 
 
 @dataclass(frozen=True)

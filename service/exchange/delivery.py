@@ -39,7 +39,6 @@ from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
 from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
-from service.protocol.envelope import Envelope
 from service.protocol.keys import SigningKey
 from service.protocol.problems import Problem
 from service.protocol.receipts import ReceiptError, check_receipt, message_digest
@@ -224,8 +223,7 @@ class DeliveryWorker:
         task.add_done_callback(self._recording.discard)
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
-        parsed = jws.parse_compact(copy.jws)
-        env = replace(envelope.parse_payload(parsed.payload), iat=int(now))
+        env = replace(copy.envelope, iat=int(now))
         token = jws.sign_compact(self._key, envelope.encode_payload(env))
         fresh = SignedCopy(copy.version + 1, env.iat, message_digest(token), token)
         stored = self._bodies.message(token, env.iss, env.id)
@@ -294,7 +292,7 @@ class DeliveryWorker:
         from its offsets, then post the same bytes again for the receipt."""
         if self._store is None:
             return AttemptResult("refused", 202, "attachments", "this node keeps no files")
-        sizes = {d.digest: d.size for d in declared_in(sent_envelope(copy.jws).body)}
+        sizes = {d.digest: d.size for d in declared_in(copy.envelope.body)}
         transfer = Transfer(
             self._transport,
             partner.endpoint,
@@ -346,7 +344,7 @@ class DeliveryWorker:
             raise Problem("unknown-key", f"receipt signed by {owner.party}, not {partner.party}")
         jws.verify(parsed, key.public)
         receipt = envelope.parse_payload(parsed.payload)
-        sent = sent_envelope(copy.jws)
+        sent = copy.envelope
         return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
 
     async def _record_logged(
@@ -384,7 +382,7 @@ class DeliveryWorker:
         """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
         if result.outcome != "delivered":
             return {}
-        sender = sent_envelope(copy.jws).iss
+        sender = copy.envelope.iss
         return self._bodies.message(copy.jws, sender, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -397,16 +395,7 @@ class DeliveryWorker:
 
 
 def _names_attachments(copy: SignedCopy) -> bool:
-    return bool(declared_in(sent_envelope(copy.jws).body))
-
-
-@functools.lru_cache(maxsize=1024)
-def sent_envelope(token: bytes) -> Envelope:
-    """The envelope of a copy this node signed, parsed once per delivery: the worker
-    reads it up to four times (attachments, their sizes, the receipt's check and the
-    stored body), and the copies in flight are at most a few hundred. An Envelope is
-    frozen; callers never change its body."""
-    return envelope.parse_payload(jws.parse_compact(token).payload)
+    return bool(declared_in(copy.envelope.body))
 
 
 @functools.lru_cache(maxsize=16)
