@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -9,8 +11,15 @@ from service.api.errors import BodyRefused
 from service.api.openapi import problems
 from service.api.uploads import AwaitingAttachments, awaiting_answer
 from service.attachments.limits import MEMBER as ATTACHMENTS
-from service.exchange.awaiting import Awaiting, AwaitingUnit
-from service.exchange.inbound import AcceptUnit, Checked, Facts, Refused, check_inbound
+from service.exchange.awaiting import Awaiting, AwaitingUnit, Unvalidated
+from service.exchange.inbound import (
+    AcceptUnit,
+    Checked,
+    Facts,
+    Refused,
+    check_inbound,
+    validate_checked,
+)
 from service.exchange.refusals import refusal_unit
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -52,7 +61,10 @@ def _is_jose(content_type: str | None) -> bool:
     description=(
         "A JWS in compact serialization (docs/protocol.md section 2) with "
         "`Content-Type: application/jose`. Answers 201 with a signed receipt, 200 with the "
-        "original receipt for a re-delivery of the same bytes, or a problem document."
+        "original receipt for a re-delivery of the same bytes, or a problem document. "
+        "A message naming attachments is answered 202 until its files are stored; its "
+        "completion post may carry `Authorization: Bearer <upload_token>` (protocol v1.1, "
+        "'The transfer', step 5)."
     ),
     status_code=201,
     response_class=Response,
@@ -98,11 +110,16 @@ async def receive_message(request: Request) -> Response:
         await _record_refusal(request, node, Facts(digest=None), problem)
         raise
     now = node.clock()
+    # A completion post (it carries an upload token) is validated only if its bytes turn
+    # out not to be those awaiting: they were validated when first posted.
+    token = completion_token(request)
     try:
         if len(raw) > INLINE_LIMIT:
-            checked = await run_in_threadpool(check_inbound, node.policy, raw, now)
+            checked = await run_in_threadpool(
+                functools.partial(check_inbound, validate=token is None), node.policy, raw, now
+            )
         else:
-            checked = check_inbound(node.policy, raw, now)
+            checked = check_inbound(node.policy, raw, now, validate=token is None)
     except Refused as refused:
         if refused.facts.authentic and refused.facts.env is not None:
             request.state.message_id = refused.facts.env.id
@@ -112,9 +129,12 @@ async def receive_message(request: Request) -> Response:
     request.state.message_id = checked.env.id
     request.state.partner = checked.env.iss
     if checked.env.body.get(ATTACHMENTS):
-        answer = await _with_attachments(node, checked, raw)
-        if answer is not None:
+        answer = await _with_attachments(node, checked, raw, token)
+        if isinstance(answer, Response):
             return answer
+        checked = answer
+    if not checked.validated and checked.stale_problem is None:
+        checked = await _validated(node, checked)
     stored = await node.committer.run(AcceptUnit(checked, node.signer))
     return Response(
         content=stored.receipt,
@@ -123,34 +143,71 @@ async def receive_message(request: Request) -> Response:
     )
 
 
-async def _with_attachments(node: Node, checked: Checked, raw: bytes) -> Response | None:
+def completion_token(request: Request) -> str | None:
+    """The upload token a sender may post a message's bytes again with, once its files
+    are stored (`Authorization: Bearer <upload_token>`, docs/protocol.md 'The
+    transfer', step 5); None without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def _validated(node: Node, checked: Checked) -> Checked:
+    """`checked` with its body validated (a large body off the event loop)."""
+    if len(checked.raw) > INLINE_LIMIT:
+        return await run_in_threadpool(validate_checked, node.policy, checked)
+    return validate_checked(node.policy, checked)
+
+
+async def _with_attachments(
+    node: Node, checked: Checked, raw: bytes, token: str | None
+) -> Response | Checked:
     """A message naming attachments (protocol v1.1): 202 until its files are stored,
-    then accepted as any other (docs/protocol.md, 'The transfer'). None: answer it as
-    any message (a schema refusal, or a stale message whose checks fail at its `iat`).
+    then accepted as any other (docs/protocol.md, 'The transfer'). A Checked: answer it
+    as any message (a schema refusal, or a stale message whose checks fail at its `iat`).
 
     Uploading large files may take longer than the clock skew, so a message that was
     verified within the skew and awaits its files is not refused as stale when its
     bytes come back: its checks are run as of its own `iat`, and the unit refuses it as
-    stale only if it is not awaiting."""
+    stale only if it is not awaiting.
+
+    A post with an upload `token` comes unvalidated: the unit takes it as it is if its
+    pending row holds these bytes under that token, and otherwise (`Unvalidated`) it is
+    validated and the unit runs again."""
     stale = checked.stale_problem
+    original = checked
     if stale is not None:
         try:
             checked = await run_in_threadpool(
-                check_inbound, node.policy, raw, float(checked.env.iat)
+                functools.partial(check_inbound, validate=token is None),
+                node.policy,
+                raw,
+                float(checked.env.iat),
             )
         except Refused:
-            return None
+            return original
     if checked.schema_problem is not None:
-        return None
-    unit = AwaitingUnit(
-        checked,
-        node.signer,
-        store=node.store,
-        bodies=node.bodies,
-        upload_window=node.config.attachments.upload_window_seconds,
-        stale=stale,
-    )
-    answer = await node.committer.run(unit)
+        return checked
+
+    def unit(c: Checked) -> AwaitingUnit:
+        return AwaitingUnit(
+            c,
+            node.signer,
+            store=node.store,
+            bodies=node.bodies,
+            upload_window=node.config.attachments.upload_window_seconds,
+            stale=stale,
+            token=token,
+        )
+
+    answer = await node.committer.run(unit(checked))
+    if isinstance(answer, Unvalidated):
+        checked = await _validated(node, checked)
+        if checked.schema_problem is not None:
+            return checked
+        answer = await node.committer.run(unit(checked))
+    if isinstance(answer, Unvalidated):  # pragma: no cover - a validated post is taken
+        raise RuntimeError("the unit asked to validate a validated message")
     if isinstance(answer, Awaiting):
         return await awaiting_answer(node, checked.env.iss, checked.env.id, answer)
     return Response(

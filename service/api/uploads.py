@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import ClientDisconnect
 
 from service.api.deps import NodeDep, read
@@ -21,8 +21,7 @@ from service.attachments.limits import Declared, upload_key
 from service.attachments.uploads import Context, append_stream, finish
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.db.tables import pending_messages
-from service.exchange.awaiting import Awaiting, Pending, incomplete, read_pending
+from service.exchange.awaiting import Awaiting, Pending, incomplete, pending_row, read_pending
 from service.ledger.committer import AuditOnly
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -107,10 +106,7 @@ async def _pending(
     """The pending message and the attachment an upload request is for, or a refusal."""
 
     def query(conn: Connection) -> Any:
-        p = pending_messages.c
-        return conn.execute(
-            select(pending_messages).where(p.sender == sender, p.message_id == message_id)
-        ).first()
+        return pending_row(conn, sender, message_id)
 
     row = await read(node, query)
     if row is None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from service.attachments.limits import Declared
 from service.attachments.store import AttachmentStore
@@ -111,16 +111,16 @@ class FileUnit:
         """Nothing was recorded; the client sees the problem."""
 
 
+# Built once (it runs under the writer's lock for each outbound message with files).
+_HELD = select(files).where(files.c.digest.in_(bindparam("digests", expanding=True)))
+
+
 def check_held(conn: Connection, store: AttachmentStore, items: Sequence[Declared]) -> None:
     """Every file the body names must be held with the size and media type it names."""
     if not items:
         return
-    rows = {
-        r.digest: r
-        for r in conn.execute(
-            select(files).where(files.c.digest.in_(sorted({i.digest for i in items})))
-        )
-    }
+    digests = sorted({i.digest for i in items})
+    rows = {r.digest: r for r in conn.execute(_HELD, {"digests": digests})}
     for item in items:
         row = rows.get(item.digest)
         if row is None or not store.exists(item.digest):

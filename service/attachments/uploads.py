@@ -58,10 +58,16 @@ async def append_stream(
 
     The store writes in a worker thread, pulling one block at a time from the event
     loop, so neither side ever holds more than a block. A stream that stalls for
-    `idle` seconds is cut off (what arrived is kept)."""
+    `idle` seconds is cut off (what arrived is kept). A stream of one block (most
+    attachments) is read first and written in one step, without the thread pulling."""
+    first = await _next_block(chunks, idle)
+    if len(first) < BLOCK_SIZE:
+        # The whole stream (an empty one too: the store then checks the offset alone).
+        return await asyncio.to_thread(store.append, key, offset, (first,), size)
     loop = asyncio.get_running_loop()
 
     def blocks() -> Iterator[bytes]:
+        yield first
         while block := asyncio.run_coroutine_threadsafe(_next_block(chunks, idle), loop).result():
             yield block
 

@@ -448,6 +448,10 @@ class PendingMessageRow(SQLModel, table=True):
     wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     upload_token: str = Field(max_length=64)
     attachments: str = Field(sa_column=Column(Text, nullable=False))
+    # The JSON list of the paths of the body's warnings, found when it was validated at
+    # its first post (for its `message.accepted` entry, docs/protocol.md 'The transfer');
+    # null in rows made before 0011, whose completion post is validated again.
+    warnings: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: float
     expires_at: float
     expired_at: float | None = None

@@ -6,17 +6,24 @@ again.
 `AwaitingUnit` runs inside the group commit: the rate limit, then the answer to bytes
 already accepted (200 or 409), the partner's limits on the declared files, and then
 either the pending row (created at the first post: 202 and an upload token) or the
-acceptance (message, attachment rows, audit entry and receipt in one commit).
+acceptance (message, attachment rows, audit entry and receipt in one commit). Every
+check comes before the unit's first write, so it needs no savepoint.
+
+The completion post (step 5) that carries the message's upload token is taken without
+validating its body again when the pending row holds exactly these bytes: they were
+validated when first posted, and the row keeps the paths of their warnings for the
+`message.accepted` entry. Any other post is validated first.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from service.attachments.limits import Declared, check_declared, declared_in, summary, upload_key
 from service.attachments.rows import defer_attachments
@@ -55,6 +62,22 @@ class Pending:
         return envelope.parse_payload(jws.parse_compact(self.jws).payload)
 
 
+_p = pending_messages.c
+# Built once (each upload request and each post naming attachments runs them).
+_PENDING = select(pending_messages).where(
+    _p.sender == bindparam("sender"), _p.message_id == bindparam("message_id")
+)
+_DELETE_PENDING = delete(pending_messages).where(
+    _p.sender == bindparam("sender"), _p.message_id == bindparam("message_id")
+)
+_INSERT_PENDING = pending_messages.insert()
+
+
+def pending_row(conn: Connection, sender: str, message_id: str) -> Any:
+    """The pending row of (sender, message id), expired or not; None if there is none."""
+    return conn.execute(_PENDING, {"sender": sender, "message_id": message_id}).first()
+
+
 def read_pending(row: Any, bodies: Bodies) -> Pending:
     """The pending row's values, its message opened if it is sealed (BodyUnreadable if
     it does not open)."""
@@ -71,6 +94,27 @@ def incomplete(sender: str, message_id: str) -> Problem:
     )
 
 
+@dataclass(frozen=True)
+class Unvalidated:
+    """The unvalidated completion post is not one: no pending row holds these bytes
+    under the token it came with. Nothing was done; validate the body and run again."""
+
+
+UNVALIDATED = Unvalidated()
+
+
+def _completing(row: Any, digest: str, token: str | None) -> list[str] | None:
+    """The paths of the warnings found when the bytes of `row` were first posted, if a
+    post of bytes with `digest` and upload `token` completes it; None if it does not
+    (another message, other bytes or token, or a row made before warnings were kept)."""
+    if row is None or token is None or row.digest != digest or row.warnings is None:
+        return None
+    if not hmac.compare_digest(token.encode(), str(row.upload_token).encode()):
+        return None
+    paths: list[str] = json.loads(row.warnings)
+    return paths
+
+
 @dataclass
 class AwaitingUnit(AcceptUnit):
     store: AttachmentStore | None = None
@@ -79,19 +123,38 @@ class AwaitingUnit(AcceptUnit):
     upload_window: float = 86_400.0
     # The message is outside the clock skew: refused unless it awaits its files.
     stale: Problem | None = None
-    needs_savepoint: ClassVar[bool] = True
+    # The upload token the post came with (a completion post, docs/protocol.md, 'The
+    # transfer', step 5): an unvalidated `checked` is taken only with the right one.
+    token: str | None = None
+    needs_savepoint: ClassVar[bool] = False
 
-    def run(self, tx: Tx) -> Stored | Awaiting:  # type: ignore[override]
+    def __post_init__(self) -> None:
+        """The receipt's stamp is drawn before the lock for a completion post only (one
+        with the token): a first post is answered 202 without a receipt, and one without
+        the token that turns out to complete its message draws it under the lock. The
+        accepted entry always lists the files, so it is built at acceptance."""
+        if self.token is not None:
+            self._stamp = self.signer.stamp()
+
+    def run(self, tx: Tx) -> Stored | Awaiting | Unvalidated:  # type: ignore[override]
+        c = self.checked
+        row: Any = None
+        warnings: list[str] | None = None
+        if not c.validated:
+            # Decided before anything else, so that "validate and run again" leaves no
+            # trace (no token taken): the run that counts is the next one.
+            row = pending_row(tx.conn, c.env.iss, c.env.id)
+            warnings = _completing(row, c.digest, self.token)
+            if warnings is None:
+                return UNVALIDATED
         self._take_token(tx)
         existing = self._existing(tx)
         if existing is not None:
             return existing
-        c = self.checked
         declared = declared_in(c.env.body)
         check_declared(c.partner.party, c.partner.attachments, declared)
-        p = pending_messages.c
-        where = (p.sender == c.env.iss, p.message_id == c.env.id)
-        row = tx.conn.execute(select(pending_messages).where(*where)).first()
+        if c.validated:
+            row = pending_row(tx.conn, c.env.iss, c.env.id)
         if row is None:
             if self.stale is not None:
                 raise self.stale
@@ -107,31 +170,36 @@ class AwaitingUnit(AcceptUnit):
             raise RuntimeError("an AwaitingUnit needs the attachment store")
         if not all(self.store.exists(d.digest) for d in declared):
             return Awaiting(row.upload_token, declared)
-        tx.conn.execute(delete(pending_messages).where(*where))
-        stored = self._accept(tx, summary(declared))
+        stored = self._accept(tx, summary(declared), warnings)
         defer_attachments(tx, self.message_pk or 0, declared)
+        # The unit's one immediate write, after every check: nothing to undo on a refusal.
+        tx.conn.execute(_DELETE_PENDING, {"sender": c.env.iss, "message_id": c.env.id})
         return stored
 
     def _await(self, tx: Tx, declared: list[Declared]) -> Awaiting:
         c = self.checked
         token = secrets.token_urlsafe(32)
-        tx.conn.execute(
-            pending_messages.insert().values(
-                sender=c.env.iss,
-                message_id=c.env.id,
-                digest=c.digest,
-                **self.bodies.pending(c.raw, c.env.iss, c.env.id),
-                upload_token=token,
-                attachments=json.dumps([d.as_dict() for d in declared]),
-                created_at=tx.now,
-                expires_at=tx.now + self.upload_window,
-                expired_at=None,
-            )
-        )
         tx.audit.append(
             c.facts.event(
                 ev.MESSAGE_AWAITING, "awaiting-attachments", attachments=summary(declared)
             )
+        )
+        # Written at once (not deferred), so that a later unit of the batch posting the
+        # same message finds it; the unit's last step, after every check.
+        tx.conn.execute(
+            _INSERT_PENDING,
+            {
+                "sender": c.env.iss,
+                "message_id": c.env.id,
+                "digest": c.digest,
+                **self.bodies.pending(c.raw, c.env.iss, c.env.id),
+                "upload_token": token,
+                "attachments": json.dumps([d.as_dict() for d in declared]),
+                "warnings": json.dumps([w["path"] for w in c.warnings]),
+                "created_at": tx.now,
+                "expires_at": tx.now + self.upload_window,
+                "expired_at": None,
+            },
         )
         return Awaiting(token, declared)
 

@@ -10,6 +10,7 @@ answers idempotently with its original receipt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -276,19 +277,24 @@ class DeliveryWorker:
         return fresh
 
     async def _post(
-        self, partner: Partner, copy: SignedCopy, job_pk: int, *, awaited: bool = False
+        self, partner: Partner, copy: SignedCopy, job_pk: int, *, upload_token: str | None = None
     ) -> AttemptResult:
-        url = partner.endpoint.rstrip("/") + "/v1/messages"
+        """Post one signed copy; `upload_token`: the completion post of a message whose
+        files the partner now holds (docs/protocol.md, 'The transfer', step 5)."""
         started = self._clock()
         timer = time.perf_counter()
+        headers = {"Content-Type": "application/jose"}
+        if upload_token is not None:
+            # The partner then takes the bytes it validated at the first post as they are.
+            headers["Authorization"] = f"Bearer {upload_token}"
         # The transport is called directly: a delivery needs none of the client's
         # cookies, redirects or authentication, and skipping them halves its cost.
         request = httpx.Request(
             "POST",
-            url,
+            _messages_url(partner.endpoint),
             content=copy.jws,
-            headers={"Content-Type": "application/jose"},
-            extensions={"timeout": httpx.Timeout(self.settings.timeout).as_dict()},
+            headers=headers,
+            extensions={"timeout": _timeout(self.settings.timeout)},
         )
         try:
             streamed = await self._transport.handle_async_request(request)
@@ -301,7 +307,7 @@ class DeliveryWorker:
         except AnswerTooLarge as exc:
             result = AttemptResult("retry", exc.status, "answer-too-large", str(exc))
         else:
-            if resp.status_code == 202 and not awaited:
+            if resp.status_code == 202 and upload_token is None:
                 return await self._send_attachments(partner, copy, resp, job_pk)
             result = self._classify(partner, copy, resp, started)
         return replace(result, duration_ms=(time.perf_counter() - timer) * 1000)
@@ -331,8 +337,7 @@ class DeliveryWorker:
         from its offsets, then post the same bytes again for the receipt."""
         if self._store is None:
             return AttemptResult("refused", 202, "attachments", "this node keeps no files")
-        sent = copy.env
-        sizes = {d.digest: d.size for d in declared_in(sent.body)}
+        sizes = {d.digest: d.size for d in declared_in(copy.env.body)}
         transfer = Transfer(
             self._transport,
             partner.endpoint,
@@ -341,13 +346,14 @@ class DeliveryWorker:
             keep=self.lease_keeper(job_pk),
         )
         try:
-            await transfer.send_all(parse_awaiting(resp.content), sizes)
+            answer = parse_awaiting(resp.content)
+            await transfer.send_all(answer, sizes)
         except TransferFailed as exc:
             final = exc.code is not None and exc.code in FINAL_UPLOAD_CODES
             return AttemptResult("refused" if final else "retry", exc.status, exc.code, str(exc))
         except httpx.HTTPError as exc:
             return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
-        return await self._post(partner, copy, job_pk, awaited=True)
+        return await self._post(partner, copy, job_pk, upload_token=answer.token)
 
     def _classify(
         self, partner: Partner, copy: SignedCopy, resp: httpx.Response, started: float
@@ -383,7 +389,8 @@ class DeliveryWorker:
             raise Problem("unknown-key", f"receipt signed by {owner.party}, not {partner.party}")
         jws.verify(parsed, key.public)
         receipt = envelope.parse_payload(parsed.payload)
-        return check_receipt(receipt, sent=copy.env, sent_bytes=copy.jws), message_digest(token)
+        sent = copy.env
+        return check_receipt(receipt, sent=sent, sent_bytes=copy.jws), message_digest(token)
 
     async def _record_logged(
         self, job: Job, result: AttemptResult, copy: SignedCopy, now: float
@@ -420,7 +427,8 @@ class DeliveryWorker:
         """The delivered copy's columns as the message's body (sealed here, not under the lock)."""
         if result.outcome != "delivered":
             return {}
-        return self._bodies.message(copy.jws, copy.env.iss, job.message_id)
+        sender = copy.env.iss
+        return self._bodies.message(copy.jws, sender, job.message_id)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -433,6 +441,19 @@ class DeliveryWorker:
 
 def _names_attachments(copy: SignedCopy) -> bool:
     return bool(declared_in(copy.env.body))
+
+
+@functools.lru_cache(maxsize=16)
+def _timeout(seconds: float) -> dict[str, float | None]:
+    """A request's timeout extension, built once per value (it is only read)."""
+    return httpx.Timeout(seconds).as_dict()
+
+
+@functools.lru_cache(maxsize=256)
+def _messages_url(endpoint: str) -> httpx.URL:
+    """A partner's `POST /v1/messages` URL, parsed once (httpx parses a string on
+    every request)."""
+    return httpx.URL(endpoint.rstrip("/") + "/v1/messages")
 
 
 # A receipt or a problem document is a few kilobytes; a partner's answer is read up to

@@ -2,13 +2,16 @@
 
 `check_inbound` runs the pure checks in the protocol's order (JWS syntax, header,
 key, signature, envelope, key ownership, audience, skew, agreement, access rule) and
-validates the body; `AcceptUnit` runs inside the group commit and does the checks
+validates the body (unless told not to: the completion post of a message awaiting its
+attachments, whose bytes were validated when first posted, `validate_checked` later if
+they turn out not to be); `AcceptUnit` runs inside the group commit and does the checks
 that need the database in the protocol's order (rate limit, then the schema result,
 then uniqueness), then stores the message, its audit entry and its signed receipt.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -143,18 +146,73 @@ class Checked:
     disclosed: Disclosed | None = None
     # The body's columns as stored (sealed before the writer's lock); None: refused.
     stored: dict[str, Any] | None = None
+    # False: every check but the body's ran (`check_inbound(..., validate=False)`);
+    # `schema_problem` and `warnings` are then unknown, and the message may be stored
+    # only as the bytes of a pending row, which were validated when first posted.
+    validated: bool = True
 
 
-def check_inbound(policy: InboundPolicy, raw: bytes, now: float) -> Checked:
+def check_inbound(
+    policy: InboundPolicy, raw: bytes, now: float, *, validate: bool = True
+) -> Checked:
+    """Every check of section 6 that needs no database; with `validate` False, all but
+    the body's validation (the caller runs `validate_checked` unless the bytes are
+    those of a message awaiting its attachments, validated when first posted)."""
     digest = message_digest(raw)
     facts = Facts(digest=digest)
     try:
-        return _check(policy, raw, now, digest, facts)
+        checked = _check(policy, raw, now, digest, facts)
     except Problem as problem:
         raise Refused(problem, facts) from None
+    if checked.stale_problem is not None:
+        return checked
+    if validate:
+        return validate_checked(policy, checked)
+    # What an unvalidated completion post is stored with, if its pending row matches:
+    # what the body discloses is read from its members, without its validation.
+    checked.disclosed = _disclosed(policy, checked)
+    checked.stored = policy.bodies.message(raw, checked.env.iss, checked.env.id)
+    return checked
+
+
+def validate_checked(policy: InboundPolicy, checked: Checked) -> Checked:
+    """`checked` with its body validated: the schema result, warnings, what it
+    discloses and its columns as stored (sealed here, before the writer's lock)."""
+    env = checked.env
+    schema_problem: Problem | None = None
+    warnings: list[dict[str, str]] = []
+    try:
+        validated = validate_body(
+            env.type,
+            env.body,
+            max_observations=policy.max_observations,
+            agreement=env.agreement,
+            purpose=env.purpose,
+        )
+        warnings = [{"path": w.path, "message": w.message} for w in validated.warnings]
+    except Problem as problem:
+        schema_problem = problem
+    if schema_problem is not None:
+        return dataclasses.replace(
+            checked, schema_problem=schema_problem, stored=None, validated=True
+        )
+    return dataclasses.replace(
+        checked,
+        warnings=warnings,
+        disclosed=_disclosed(policy, checked),
+        stored=checked.stored or policy.bodies.message(checked.raw, env.iss, env.id),
+        validated=True,
+    )
+
+
+def _disclosed(policy: InboundPolicy, checked: Checked) -> Disclosed | None:
+    if policy.subject_key is None:
+        return None
+    return disclosure_of(policy.subject_key, checked.env.type, checked.env.body)
 
 
 def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Facts) -> Checked:
+    """The checks before the body's: stops at a stale `iat` (decided under the lock)."""
     parsed = jws.parse_compact(raw)
     facts.claim_kid(parsed.kid, policy.registry)
     partner, key = policy.registry.key_for(parsed.kid, parsed.alg)
@@ -178,7 +236,9 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
             f"iat is {abs(int(skew))} s {'ahead of' if skew > 0 else 'behind'} this node's clock; "
             f"the allowed skew is {policy.clock_skew} s",
         )
-        return Checked(raw, digest, facts, env, partner, None, None, stale_problem=stale)
+        return Checked(
+            raw, digest, facts, env, partner, None, None, stale_problem=stale, validated=False
+        )
     check_agreement(
         policy.registry.agreements,
         agreement_id=env.agreement,
@@ -196,34 +256,7 @@ def _check(policy: InboundPolicy, raw: bytes, now: float, digest: str, facts: Fa
         purpose=env.purpose,
     )
     facts.rule = decision.rule_id
-    schema_problem: Problem | None = None
-    warnings: list[dict[str, str]] = []
-    try:
-        validated = validate_body(
-            env.type,
-            env.body,
-            max_observations=policy.max_observations,
-            agreement=env.agreement,
-            purpose=env.purpose,
-        )
-        warnings = [{"path": w.path, "message": w.message} for w in validated.warnings]
-    except Problem as problem:
-        schema_problem = problem
-    disclosed = None
-    if schema_problem is None and policy.subject_key is not None:
-        disclosed = disclosure_of(policy.subject_key, env.type, env.body)
-    return Checked(
-        raw,
-        digest,
-        facts,
-        env,
-        partner,
-        decision.rule_id,
-        schema_problem,
-        warnings,
-        disclosed=disclosed,
-        stored=None if schema_problem else policy.bodies.message(raw, env.iss, env.id),
-    )
+    return Checked(raw, digest, facts, env, partner, decision.rule_id, None, validated=False)
 
 
 @dataclass(frozen=True)
@@ -308,16 +341,22 @@ class AcceptUnit:
     # Prepared when the unit is made, in the request's thread: the work of `run` that
     # needs neither the database nor the audit index, so the writer's lock is not held
     # for it.
-    _stamp: tuple[str, int] = field(init=False)
-    _accepted: AuditEvent = field(init=False)
+    # (None: drawn or built under the lock, when a subclass does not prepare them.)
+    _stamp: tuple[str, int] | None = field(default=None, init=False)
+    _accepted: AuditEvent | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._stamp = self.signer.stamp()
         self._accepted = self._event(None)
 
-    def _event(self, attached: list[dict[str, Any]] | None) -> AuditEvent:
+    def _event(
+        self, attached: list[dict[str, Any]] | None, warnings: list[str] | None = None
+    ) -> AuditEvent:
+        """The `message.accepted` entry; `warnings`: the paths of the body's warnings when
+        they were found at an earlier post (default: this post's validation)."""
         c = self.checked
-        detail: dict[str, Any] = {"warnings": [w["path"] for w in c.warnings]} if c.warnings else {}
+        paths = [w["path"] for w in c.warnings] if warnings is None else warnings
+        detail: dict[str, Any] = {"warnings": paths} if paths else {}
         if attached:
             detail["attachments"] = attached
         return c.facts.event(ev.MESSAGE_ACCEPTED, "accepted", **detail)
@@ -355,14 +394,25 @@ class AcceptUnit:
         tx.audit.append(c.facts.event(ev.MESSAGE_REDELIVERED, "duplicate"))
         return Stored(receipt, index, created=False)
 
-    def _accept(self, tx: Tx, attached: list[dict[str, Any]] | None = None) -> Stored:
+    def _accept(
+        self,
+        tx: Tx,
+        attached: list[dict[str, Any]] | None = None,
+        warnings: list[str] | None = None,
+    ) -> Stored:
         """Store the message, its audit entry and its receipt; `attached`: the summary
-        of its stored attachments (digest, size, media type), committed to by both."""
+        of its stored attachments (digest, size, media type), committed to by both;
+        `warnings`: the warnings' paths found when an unvalidated body was validated."""
         c = self.checked
         env = c.env
         if c.stored is None:  # pragma: no cover - every message that can be stored was sealed
             raise RuntimeError("the body of an accepted message was not prepared for storage")
-        event = self._event(attached) if attached else self._accepted
+        if not c.validated and warnings is None:  # pragma: no cover - the caller's duty
+            raise RuntimeError("a message whose body was not validated cannot be accepted")
+        if attached or warnings is not None or self._accepted is None:
+            event = self._event(attached, warnings)
+        else:
+            event = self._accepted
         index = tx.audit.append(event)
         receipt = self.signer.sign(
             env, digest=c.digest, audit_index=index, attachments=attached, stamp=self._stamp

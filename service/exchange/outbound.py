@@ -417,7 +417,9 @@ async def queue_outbound(
     work = functools.partial(prepare, req, policy, now)
     try:
         prepared = work() if inline else await to_thread(work)
-        if store is not None and declared_in(prepared.env.body):
+        if store is not None and any(
+            d.media_type == OBSERVATIONS_MEDIA_TYPE for d in declared_in(prepared.env.body)
+        ):
             await to_thread(check_attached_json, store, prepared.env, policy)
     except Problem as problem:
         await committer.run(AuditOnly([refusal_event(req, policy.node_party, problem)]))
