@@ -192,9 +192,30 @@ class DeliveryWorker:
                 self._new_rows = False
                 exhausted = False
         if claiming is not None:
-            await asyncio.gather(claiming, return_exceptions=True)
+            [last] = await asyncio.gather(claiming, return_exceptions=True)
+            if isinstance(last, list):
+                backlog.extend(last)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+        await self._give_back([*backlog, *self._handed])
+        backlog.clear()
+        self._handed.clear()
+
+    async def _give_back(self, jobs: list[Job]) -> None:
+        """At a stop, the leases of jobs never started (claimed ahead, or handed over by
+        their queueing) are given back, so that another process, or this one restarted,
+        sends them at once rather than after `lease_seconds`. If that fails they expire,
+        as a crashed worker's do."""
+        if not jobs:
+            return
+        try:
+            await self._committer.run(ReleaseUnit(self._owner, [job.pk for job in jobs]))
+        except Exception:
+            log.warning(
+                "could not give back %d leases at stop; they expire after %g s",
+                len(jobs),
+                self.settings.lease_seconds,
+            )
 
     async def drain(self) -> None:
         """Wait until every attempt whose answer came back is recorded."""
@@ -509,6 +530,27 @@ def _retry_after(resp: httpx.Response, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class ReleaseUnit:
+    """End `owner`'s leases on outbox rows it never started sending (still pending)."""
+
+    owner: str
+    pks: list[int]
+    needs_savepoint: ClassVar[bool] = True
+
+    def run(self, tx: Tx) -> int:
+        o = outbox.c
+        result = tx.conn.execute(
+            update(outbox)
+            .where(o.message_pk.in_(self.pks), o.lease_owner == self.owner, o.state == "pending")
+            .values(lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        """Nothing given back: the leases expire."""
 
 
 @dataclass

@@ -257,3 +257,47 @@ def test_a_message_posted_to_the_outbox_is_sent_by_the_running_worker_without_a_
     assert status["status"] == "delivered"
     assert partner.posted_ids() == Counter({message_id: 1})
     assert claimed == [], "the message was claimed, not handed over by its queueing"
+
+
+def test_a_stopping_worker_gives_back_the_leases_of_jobs_it_never_started(
+    sender: Sender,
+) -> None:
+    """Concurrency 1: the first message is in flight when the worker stops, the second
+    handed over and waiting. The first is delivered; the second's lease is ended, so
+    another worker sends it at once instead of after `lease_seconds`."""
+    sender.settings = replace(sender.settings, concurrency=1, poll_interval=0.05)
+    opened = asyncio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await opened.wait()
+        return sender.partner.handle(request)
+
+    async def scenario() -> list[Queued]:
+        stopping = asyncio.Event()
+        async with httpx.MockTransport(held) as transport:
+            worker: DeliveryWorker = sender.worker(transport)
+            running = asyncio.create_task(worker.run_forever(stopping))
+            await asyncio.sleep(0)
+            queued = []
+            for _ in range(2):
+                queued.append(await _queueing(sender, worker))
+                await asyncio.sleep(0.01)
+            for _ in range(500):
+                if sender.partner.posted_ids():
+                    break
+                await asyncio.sleep(0.01)
+            stopping.set()
+            worker.wake()
+            opened.set()
+            await running
+        return queued
+
+    first, second = asyncio.run(scenario())
+    assert (first.handed, second.handed) == (True, True)
+    assert sender.outbox(first.message_id)["state"] == "delivered"
+    row = sender.outbox(second.message_id)
+    assert (row["state"], row["lease_owner"], row["lease_until"]) == ("pending", None, None)
+    assert sender.partner.posted_ids() == Counter({first.message_id: 1})
+    # No clock advance: the message is due for any worker now.
+    assert sender.deliver() == 1
+    assert sender.partner.posted_ids() == Counter({first.message_id: 1, second.message_id: 1})
