@@ -34,16 +34,22 @@ async def read(node: Node, query: Callable[[Connection], T]) -> T:
     return await run_in_threadpool(run)
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None without one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _principal(request: Request, node: Node) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Problem(
             "unauthorized",
             "send a bearer token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": 'Bearer realm="migex"'},
         )
-    principal = node.tokens.authenticate(token.strip())
+    principal = node.tokens.authenticate(token)
     if principal is None:
         raise Problem(
             "unauthorized",

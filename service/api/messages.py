@@ -7,6 +7,7 @@ import functools
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from service.api.deps import bearer_token
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
 from service.api.uploads import AwaitingAttachments, awaiting_answer
@@ -112,7 +113,8 @@ async def receive_message(request: Request) -> Response:
     now = node.clock()
     # A completion post (it carries an upload token) is validated only if its bytes turn
     # out not to be those awaiting: they were validated when first posted.
-    token = completion_token(request)
+    # (`Authorization: Bearer <upload_token>`, docs/protocol.md 'The transfer', step 5)
+    token = bearer_token(request)
     try:
         if len(raw) > INLINE_LIMIT:
             checked = await run_in_threadpool(
@@ -141,15 +143,6 @@ async def receive_message(request: Request) -> Response:
         status_code=201 if stored.created else 200,
         media_type=JOSE,
     )
-
-
-def completion_token(request: Request) -> str | None:
-    """The upload token a sender may post a message's bytes again with, once its files
-    are stored (`Authorization: Bearer <upload_token>`, docs/protocol.md 'The
-    transfer', step 5); None without one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 async def _validated(node: Node, checked: Checked) -> Checked:

@@ -5,7 +5,6 @@ the answer to a message awaiting its files, and the resumable uploads of tus 1.0
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -14,14 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 from starlette.requests import ClientDisconnect
 
-from service.api.deps import NodeDep, read
+from service.api.deps import NodeDep, bearer_token, read
 from service.api.openapi import problems
 from service.api.params import MessageIdPath, PartyPath
 from service.attachments.limits import Declared, upload_key
 from service.attachments.uploads import Context, append_stream, finish
 from service.audit import entries as ev
 from service.audit.entries import AuditEvent
-from service.exchange.awaiting import Awaiting, Pending, incomplete, pending_row, read_pending
+from service.exchange.awaiting import (
+    Awaiting,
+    Pending,
+    incomplete,
+    pending_row,
+    read_pending,
+    upload_token_matches,
+)
 from service.ledger.committer import AuditOnly
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -112,10 +118,7 @@ async def _pending(
     if row is None:
         raise Problem("not-found", f"no message {message_id} from {sender} awaits attachments")
     pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), pending.upload_token.encode()
-    ):
+    if not upload_token_matches(bearer_token(request), pending.upload_token):
         raise Problem(
             "unauthorized",
             "send the message's upload token: Authorization: Bearer <upload_token>",

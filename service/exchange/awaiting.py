@@ -103,13 +103,19 @@ class Unvalidated:
 UNVALIDATED = Unvalidated()
 
 
+def upload_token_matches(given: str | None, held: str) -> bool:
+    """Whether a request's bearer token is the pending message's upload token (compared
+    in constant time)."""
+    return given is not None and hmac.compare_digest(given.encode(), held.encode())
+
+
 def _completing(row: Any, digest: str, token: str | None) -> list[str] | None:
     """The paths of the warnings found when the bytes of `row` were first posted, if a
     post of bytes with `digest` and upload `token` completes it; None if it does not
     (another message, other bytes or token, or a row made before warnings were kept)."""
-    if row is None or token is None or row.digest != digest or row.warnings is None:
+    if row is None or row.digest != digest or row.warnings is None:
         return None
-    if not hmac.compare_digest(token.encode(), str(row.upload_token).encode()):
+    if not upload_token_matches(token, str(row.upload_token)):
         return None
     paths: list[str] = json.loads(row.warnings)
     return paths

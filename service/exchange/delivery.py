@@ -35,7 +35,12 @@ from service.exchange.attempts import (
     SignedCopy,
 )
 from service.exchange.jobs import Job, Lease
-from service.exchange.transfer import Transfer, TransferFailed, parse_awaiting
+from service.exchange.transfer import (
+    Transfer,
+    TransferFailed,
+    parse_awaiting,
+    timeout_extension,
+)
 from service.ledger.committer import GroupCommitter, Tx
 from service.partners.registry import Partner, PartnerRegistry
 from service.privacy.atrest import PLAINTEXT, Bodies
@@ -315,7 +320,7 @@ class DeliveryWorker:
             _messages_url(partner.endpoint),
             content=copy.jws,
             headers=headers,
-            extensions={"timeout": _timeout(self.settings.timeout)},
+            extensions={"timeout": timeout_extension(self.settings.timeout)},
         )
         try:
             streamed = await self._transport.handle_async_request(request)
@@ -462,12 +467,6 @@ class DeliveryWorker:
 
 def _names_attachments(copy: SignedCopy) -> bool:
     return bool(declared_in(copy.env.body))
-
-
-@functools.lru_cache(maxsize=16)
-def _timeout(seconds: float) -> dict[str, float | None]:
-    """A request's timeout extension, built once per value (it is only read)."""
-    return httpx.Timeout(seconds).as_dict()
 
 
 @functools.lru_cache(maxsize=256)

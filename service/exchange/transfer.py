@@ -6,6 +6,7 @@ partner's new offset, so only the rest is sent again."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class Transfer:
         return httpx.Request(
             method,
             self.endpoint.rstrip("/") + url,
-            extensions={"timeout": httpx.Timeout(self.timeout).as_dict()},
+            extensions={"timeout": timeout_extension(self.timeout)},
             **kw,
         )
 
@@ -156,12 +157,16 @@ class Transfer:
             block = await asyncio.to_thread(read)
         except AttachmentUnreadable as exc:
             raise TransferFailed(str(exc)) from None
+        await self._still_held(digest)
+        return block
+
+    async def _still_held(self, digest: str) -> None:
+        """Stop the transfer if another worker holds the message now."""
         if not await self.keep():
             raise TransferFailed(
                 f"{digest}: the delivery's lease passed to another worker; "
                 "it goes on from the partner's offset"
             )
-        return block
 
     async def _read_from(self, digest: str, offset: int) -> AsyncIterator[bytes]:
         try:
@@ -171,11 +176,7 @@ class Transfer:
         try:
             await asyncio.to_thread(stream.seek, offset)
             while block := await asyncio.to_thread(stream.read, READ_SIZE):
-                if not await self.keep():
-                    raise TransferFailed(
-                        f"{digest}: the delivery's lease passed to another worker; "
-                        "it goes on from the partner's offset"
-                    )
+                await self._still_held(digest)
                 yield block
         finally:
             stream.close()
@@ -192,6 +193,12 @@ class Transfer:
             await resp.aclose()
         kept = [(k, v) for k, v in resp.headers.multi_items() if k.lower() in _KEPT]
         return httpx.Response(resp.status_code, headers=kept, content=body)
+
+
+@functools.lru_cache(maxsize=16)
+def timeout_extension(seconds: float) -> dict[str, float | None]:
+    """A request's `timeout` extension, built once per value (it is only read)."""
+    return httpx.Timeout(seconds).as_dict()
 
 
 _KEPT: Final = frozenset({"upload-offset", "upload-length", "content-type", "retry-after"})
