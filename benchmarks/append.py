@@ -7,7 +7,6 @@ The figure is committed appends per second, with the batches the writer formed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import tempfile
 import threading
@@ -18,7 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from benchmarks import nodes
-from benchmarks.figures import Figure, at_least, print_figure
+from benchmarks.figures import Figure, at_least, print_figure, run_alone
 from service.audit.checkpoint import Checkpoint, sign_checkpoint
 from service.audit.entries import DELIVERY_ATTEMPT, AuditEvent
 from service.db import migrate
@@ -126,6 +125,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

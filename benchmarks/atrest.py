@@ -10,7 +10,6 @@ the target is that sealing costs at most 10 %. The ratio of the medians is print
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import nodes
-from benchmarks.figures import OUT, Figure, at_least, print_figure
+from benchmarks.figures import OUT, Figure, at_least, print_figure, run_alone
 from benchmarks.load import SIGNED_PER_SECOND, WARMUP_SECONDS, run_node, sign_messages
 
 NAME = "atrest"
@@ -121,6 +120,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

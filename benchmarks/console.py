@@ -11,7 +11,6 @@ timed from request to the last byte of the response: the node's work without net
 
 from __future__ import annotations
 
-import argparse
 import random
 import shutil
 import statistics
@@ -23,7 +22,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from benchmarks import auditlog, exchangerows, nodes
-from benchmarks.figures import Figure, below, print_figure
+from benchmarks.figures import Figure, below, print_figure, run_alone
 from benchmarks.proofs import copy_to_postgres
 from service.api.tokens import hash_token
 from service.clock import FixedClock
@@ -190,6 +189,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

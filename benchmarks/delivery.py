@@ -18,7 +18,6 @@ rounds, with the load average before every run in its note.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,7 +30,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from benchmarks import nodes
-from benchmarks.figures import OUT, Figure, at_least, print_figure
+from benchmarks.figures import OUT, Figure, at_least, print_figure, run_alone
 
 NAME = "delivery"
 SUBMITTERS = 32
@@ -265,6 +264,4 @@ def _figures(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

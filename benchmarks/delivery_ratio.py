@@ -13,7 +13,6 @@ each measurement in the notes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -21,7 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks import delivery, load, nodes
-from benchmarks.figures import OUT, Figure, at_least, print_figure
+from benchmarks.figures import OUT, Figure, at_least, print_figure, run_alone
 
 NAME = "delivery_ratio"
 CONCURRENCY = 16
@@ -113,6 +112,4 @@ def _figures(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import operator
 import time
@@ -132,3 +133,10 @@ def save(figures: list[Figure], ran: list[str], path: Path = OUT / "results.json
         "figures": kept + [f.as_json() for f in figures],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def run_alone(doc: str | None, run: Callable[[bool], object]) -> None:
+    """A benchmark module run on its own (`python -m benchmarks.<name> [--quick]`)."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)

@@ -13,7 +13,6 @@ consistency proof, and its last entry with an inclusion proof.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 from benchmarks import biglog, load, nodes
 from benchmarks.auditlog import AUDIT_NAME
-from benchmarks.figures import OUT, Figure, Target, at_least, print_figure
+from benchmarks.figures import OUT, Figure, Target, at_least, print_figure, run_alone
 from service.audit.note import verifier_key
 
 NAME = "flat"
@@ -155,6 +154,4 @@ def _figures(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

@@ -12,7 +12,6 @@ Everything is bounded in time and stays on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import tempfile
@@ -26,7 +25,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from benchmarks import nodes
-from benchmarks.figures import OUT, Figure, print_figure
+from benchmarks.figures import OUT, Figure, print_figure, run_alone
 from benchmarks.load import wrk
 
 NAME = "flood"
@@ -230,6 +229,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

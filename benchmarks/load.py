@@ -9,7 +9,6 @@ HTTP stack. Accepted messages are counted in the node's database after each run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import nodes
-from benchmarks.figures import OUT, Figure, at_least, below, print_figure
+from benchmarks.figures import OUT, Figure, at_least, below, print_figure, run_alone
 from service.protocol import envelope, jws
 from service.protocol.envelope import Envelope
 from service.protocol.keys import load_signing_key
@@ -255,6 +254,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

@@ -14,14 +14,13 @@ bounds the time spent driving (the figure then says how far it got).
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks import load, nodes
-from benchmarks.figures import OUT, Figure, below, print_figure
+from benchmarks.figures import OUT, Figure, below, print_figure, run_alone
 
 NAME = "memory"
 BASELINE = 10_000
@@ -156,6 +155,4 @@ def _figures(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

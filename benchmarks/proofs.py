@@ -9,7 +9,6 @@ in benchmarks/out/; the PostgreSQL run copies it into a fresh database.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sqlite3
 import statistics
@@ -20,7 +19,7 @@ from typing import Any
 import psycopg
 
 from benchmarks import auditlog, nodes
-from benchmarks.figures import Figure, below, print_figure
+from benchmarks.figures import Figure, below, print_figure, run_alone
 from service.audit import merkle, store
 from service.audit.queries import SearchFilter, search
 from service.db import migrate
@@ -229,6 +228,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

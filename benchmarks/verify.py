@@ -11,7 +11,6 @@ with the length of the log.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks import auditlog, nodes
-from benchmarks.figures import Figure, below, print_figure
+from benchmarks.figures import Figure, below, print_figure, run_alone
 from service.audit import queries, store
 from service.db.engine import create_engines
 
@@ -180,6 +179,4 @@ def run(quick: bool = False) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)

@@ -11,7 +11,6 @@ from the cosignatures the node stored with their time of arrival.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
 from benchmarks import nodes
-from benchmarks.figures import OUT, Figure, at_least, below, print_figure
+from benchmarks.figures import OUT, Figure, at_least, below, print_figure, run_alone
 from benchmarks.load import SIGNED_PER_SECOND, WARMUP_SECONDS, WORKERS, sign_messages, wrk
 from service.audit.note import verifier_key
 from service.witness.cosignature import CosignerKey
@@ -224,6 +223,4 @@ def _figures(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    run_alone(__doc__, run)
