@@ -35,7 +35,8 @@ from tests.deploy.live.stack import (
 )
 from tests.support.processes import poll
 
-pytestmark = pytest.mark.docker
+# The first test also builds the image and starts the federation (fixture time counts).
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 EXAMPLE = json.loads((ROOT / "docker" / "examples" / "statistics.json").read_text("utf-8"))
 KZ_CLIENT = "kz-client-dev-token"
