@@ -117,15 +117,16 @@ async def _pending(
     row = await read(node, query)
     if row is None:
         raise Problem("not-found", f"no message {message_id} from {sender} awaits attachments")
-    pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
-    if not upload_token_matches(bearer_token(request), pending.upload_token):
+    if not upload_token_matches(bearer_token(request), str(row.upload_token)):
         raise Problem(
             "unauthorized",
             "send the message's upload token: Authorization: Bearer <upload_token>",
             headers={"WWW-Authenticate": 'Bearer realm="migex-upload"'},
         )
-    if pending.expires_at < node.clock():
+    # Before the body is opened: an expired row keeps none.
+    if row.expired_at is not None or row.expires_at < node.clock():
         raise incomplete(sender, message_id)
+    pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
     for item in pending.declared:
         if item.digest == digest:
             return pending, item

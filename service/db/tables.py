@@ -435,15 +435,26 @@ class AttachmentRow(SQLModel, table=True):
 class PendingMessageRow(SQLModel, table=True):
     """A verified message awaiting its attachments (docs/protocol.md, 'The transfer'):
     not accepted, not in the inbox, no receipt. `attachments` is the JSON list of the
-    declared files; `upload_token` authorizes their uploads until `expires_at`."""
+    declared files; `upload_token` authorizes their uploads until `expires_at`. An
+    expired row (`expired_at`) keeps no body, no files list and no warnings."""
 
     __tablename__ = "pending_messages"
+    # The rows still waiting, by the end of their window: what each expiry run reads.
+    __table_args__ = (
+        Index(
+            "ix_pending_open",
+            "expires_at",
+            sqlite_where=text("expired_at IS NULL"),
+            postgresql_where=text("expired_at IS NULL"),
+        ),
+    )
 
     sender: str = Field(primary_key=True, max_length=40)
     message_id: str = Field(primary_key=True, max_length=36)
     digest: str = Field(max_length=64)
-    # As received; sealed when `kek_id` is set (privacy/atrest.py).
-    jws: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # As received; sealed when `kek_id` is set (privacy/atrest.py). Null once expired:
+    # the expiry drops the body and keeps what refuses later posts and uploads of it.
+    jws: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     kek_id: str | None = Field(default=None, max_length=32)
     wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     upload_token: str = Field(max_length=64)

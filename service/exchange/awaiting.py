@@ -170,7 +170,7 @@ class AwaitingUnit(AcceptUnit):
                 "conflict",
                 f"message id {c.env.id} from {c.env.iss} awaits attachments with other content",
             )
-        if row.expires_at < tx.now:
+        if row.expired_at is not None or row.expires_at < tx.now:
             raise incomplete(c.env.iss, c.env.id)
         if self.store is None:
             raise RuntimeError("an AwaitingUnit needs the attachment store")
@@ -214,8 +214,9 @@ class AwaitingUnit(AcceptUnit):
 class ExpireUnit:
     """Expire the messages whose upload window closed before every file was stored:
     each expiry is audited as a refusal (`attachment-incomplete`) and the row kept
-    (marked `expired_at`), so later posts and uploads are refused; the staging keys of
-    their files are returned, to be discarded once this commits."""
+    (marked `expired_at`, its body, files list and warnings dropped), so later posts and
+    uploads are refused; the staging keys of their files are returned, to be discarded
+    once this commits. The rows read are those of `ix_pending_open`."""
 
     now: float
     bodies: Bodies = PLAINTEXT
@@ -248,10 +249,19 @@ class ExpireUnit:
                 )
             )
             keys.extend(upload_key(env.iss, env.id, d.digest) for d in pending.declared)
+            # The body (personal data) goes with the window: the row keeps only what
+            # refuses later posts and uploads of these bytes (410).
             tx.conn.execute(
                 update(pending_messages)
                 .where(p.sender == row.sender, p.message_id == row.message_id)
-                .values(expired_at=self.now)
+                .values(
+                    expired_at=self.now,
+                    jws=None,
+                    kek_id=None,
+                    wrapped_key=None,
+                    attachments="[]",
+                    warnings=None,
+                )
             )
         return keys
 

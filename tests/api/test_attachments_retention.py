@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from service.audit.stored import check_stored
 from service.clock import FixedClock
-from service.db.tables import attachments
+from service.db.tables import attachments, pending_messages
 from service.exchange.periods import DAY, RetentionPolicy
 from service.exchange.retention import purge_sync
 from tests.api.test_attachments_inbound import (
@@ -22,6 +22,7 @@ from tests.api.test_attachments_inbound import (
     LIMITS,
     OTHER_PDF,
     PDF,
+    TUS,
     TYPE,
     _limits,
     _upload,
@@ -144,5 +145,20 @@ def test_an_upload_whose_window_closed_is_expired_audited_and_its_bytes_dropped(
     assert (refused["code"], refused["message_id"]) == ("attachment-incomplete", env.id)
     _purge(client, clock)  # expired once: no second entry
     assert len([e for e in audit_entries(client) if e["event"] == "message.refused"]) == 1
+    # The body (personal data) went with the window; what refuses the bytes stays.
+    with node.engines.reader.connect() as conn:
+        row = conn.execute(select(pending_messages)).one()
+    assert (row.jws, row.kek_id, row.wrapped_key, row.attachments, row.warnings) == (
+        None,
+        None,
+        None,
+        "[]",
+        None,
+    )
+    assert (row.message_id, row.expired_at) == (env.id, clock.now)
     resp = _upload(client, offer, 0, PDF)
+    assert (resp.status_code, resp.json()["code"]) == (410, "attachment-incomplete")
+    bearer = {**TUS, "Authorization": f"Bearer {offer['upload_token']}"}
+    assert client.head(offer["attachments"][0]["url"], headers=bearer).status_code == 410
+    resp = post(client, federation.uz.sign(env))
     assert (resp.status_code, resp.json()["code"]) == (410, "attachment-incomplete")

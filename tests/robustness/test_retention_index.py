@@ -1,5 +1,6 @@
-"""The retention purge finds the bodies still stored through an index: its cost does not
-grow with the number of bodies purged before (nor with the node's history)."""
+"""The retention purge finds the bodies still stored, and the messages still awaiting
+their attachments, through indices: its cost does not grow with the number of bodies
+purged or uploads expired before (nor with the node's history)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from service.runtime import Node
 
 # The messages table itself, not pending_messages (uploads awaited, a table of its own).
 _MESSAGES = re.compile(r"(?<!\w)messages\b")
+_PENDING = re.compile(r"\bpending_messages\b")
 
 
-def _plan(conn: Connection, statement: str, parameters: Any) -> str:
+def _plan(conn: Connection, statement: str, parameters: Any, index: str) -> str:
     if conn.dialect.name == "sqlite":
         rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
         return "\n".join(str(row[3]) for row in rows)
@@ -25,21 +27,22 @@ def _plan(conn: Connection, statement: str, parameters: Any) -> str:
     # have; what it can choose from is the partial index itself.
     return str(
         conn.exec_driver_sql(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_messages_stored'"
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %(index)s", {"index": index}
         ).scalar_one()
     )
 
 
-def test_a_purge_finds_messages_through_the_index_of_stored_bodies(
-    client: TestClient, clock: FixedClock
-) -> None:
+def _purge_plans(
+    client: TestClient, clock: FixedClock, table: re.Pattern[str], index: str
+) -> list[tuple[str, str]]:
+    """The plan of each read of `table` by one retention run (against `index`)."""
     node: Node = client.app.state.node  # type: ignore[attr-defined]
     engine = node.engines.writer
     reads: list[tuple[str, Any]] = []
 
     def capture(*args: Any) -> None:
         statement, parameters = args[2], args[3]
-        if statement.lstrip().upper().startswith("SELECT") and _MESSAGES.search(statement):
+        if statement.lstrip().upper().startswith("SELECT") and table.search(statement):
             reads.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", capture)
@@ -47,10 +50,27 @@ def test_a_purge_finds_messages_through_the_index_of_stored_bodies(
         purge_sync(node.committer, now=clock() + 400 * DAY, body_days=365)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    assert reads, "the purge read no messages"
+    assert reads, f"the purge read nothing of {table.pattern}"
     with engine.connect() as conn, conn.begin():
-        plans = [(statement, _plan(conn, statement, parameters)) for statement, parameters in reads]
+        return [(st, _plan(conn, st, parameters, index)) for st, parameters in reads]
+
+
+def test_a_purge_finds_messages_through_the_index_of_stored_bodies(
+    client: TestClient, clock: FixedClock
+) -> None:
+    engine = client.app.state.node.engines.writer  # type: ignore[attr-defined]
+    plans = _purge_plans(client, clock, _MESSAGES, "ix_messages_stored")
     # Each read starts from the stored bodies by age, not from every message of a type.
     assert [p for p in plans if "ix_messages_stored" not in p[1]] == []
     if engine.dialect.name == "postgresql":
         assert plans[0][1].endswith("WHERE (jws IS NOT NULL)")
+
+
+def test_an_expiry_run_reads_only_the_messages_still_awaiting_their_files(
+    client: TestClient, clock: FixedClock
+) -> None:
+    engine = client.app.state.node.engines.writer  # type: ignore[attr-defined]
+    [(_, plan)] = _purge_plans(client, clock, _PENDING, "ix_pending_open")
+    assert "ix_pending_open" in plan
+    if engine.dialect.name == "postgresql":
+        assert plan.endswith("WHERE (expired_at IS NULL)")
