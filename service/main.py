@@ -29,6 +29,7 @@ from service.api import (
     wellknown,
     witness,
 )
+from service.api.fastlane import MessagesLane
 from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
@@ -147,8 +148,10 @@ def create_app(
         # No badge fetched from the public Swagger validator.
         swagger_ui_parameters={"validatorUrl": None},
     )
-    # Innermost first: HEAD is routed as GET below the body limit and the request log.
+    # Innermost first: HEAD is routed as GET below the body limit and the request log;
+    # partners' messages skip the router (api/fastlane.py).
     app.add_middleware(HeadAsGet)
+    app.add_middleware(MessagesLane)
     errors.install(app)
     openapi.install(app)
     observability.install(app)

@@ -26,6 +26,7 @@ from service.protocol.problems import Problem
 from service.runtime import Node
 
 router = APIRouter(tags=["exchange"])
+MESSAGES_PATH = "/v1/messages"
 
 JOSE = "application/jose"
 INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
@@ -57,7 +58,7 @@ def _is_jose(content_type: str | None) -> bool:
 
 
 @router.post(
-    "/v1/messages",
+    MESSAGES_PATH,
     summary="Receive a signed message",
     description=(
         "A JWS in compact serialization (docs/protocol.md section 2) with "
