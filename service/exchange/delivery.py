@@ -105,6 +105,8 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._backlog: deque[Job] = deque()
         self._handed: deque[Job] = deque()
+        # Set once a stopping worker gave back the leases it held (see `hand`).
+        self._given_back = False
         self._reserved = 0
         self._new_rows = False  # `wake`: rows were queued that no one leased
 
@@ -131,8 +133,16 @@ class DeliveryWorker:
         return Lease(self._owner, self.settings.lease_seconds)
 
     def hand(self, job: Job) -> None:
-        """The job of a reserved message whose leased row is committed: sent before any claim."""
+        """The job of a reserved message whose leased row is committed: sent before any claim.
+
+        Its commit may come after the worker stopped (a queueing whose batch waited on a
+        slow writer through the shutdown): then its lease is given back at once."""
         self._reserved -= 1
+        if self._given_back:
+            task = asyncio.create_task(self._give_back([job]))
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+            return
         self._handed.append(job)
         self._wake.set()
 
@@ -145,6 +155,7 @@ class DeliveryWorker:
         come first; claims run beside the deliveries and keep a backlog of up to
         `concurrency` leased jobs, so a freed slot starts at once."""
         self._running, self._stopping = True, stopping
+        self._given_back = False
         try:
             await self._run(stopping)
         finally:
@@ -202,9 +213,12 @@ class DeliveryWorker:
                 backlog.extend(last)
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
-        await self._give_back([*backlog, *self._handed])
+        jobs = [*backlog, *self._handed]
         backlog.clear()
         self._handed.clear()
+        # From here a job handed over is given back by `hand` itself.
+        self._given_back = True
+        await self._give_back(jobs)
 
     async def _give_back(self, jobs: list[Job]) -> None:
         """At a stop, the leases of jobs never started (claimed ahead, or handed over by

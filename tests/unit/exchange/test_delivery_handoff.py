@@ -67,6 +67,19 @@ async def _queueing(sender: Sender, courier: Any, req: OutboundRequest | None = 
     )
 
 
+async def _queueing_behind_a_held_writer(
+    sender: Sender, courier: Any, release: threading.Event
+) -> tuple[asyncio.Task[Queued], Any]:
+    """A queueing whose unit waits in the writer's queue behind a batch held until
+    `release` is set; the queueing's task and the held batch's future."""
+    entered = threading.Event()
+    gate = sender.node.committer.submit(Gate(entered, release))
+    assert entered.wait(10)  # the writer is held: the queueing waits in its queue
+    request = asyncio.create_task(_queueing(sender, courier))
+    await asyncio.sleep(0.05)
+    return request, gate
+
+
 def _queue(sender: Sender, courier: Any, req: OutboundRequest | None = None) -> Queued:
     return asyncio.run(_queueing(sender, courier, req))
 
@@ -132,15 +145,11 @@ def test_a_refused_queueing_takes_no_lease_and_gives_its_reservation_back(
 def test_a_queueing_cancelled_while_its_unit_waits_still_hands_over_the_committed_job(
     sender: Sender,
 ) -> None:
-    node = sender.node
     courier = Courier()
-    entered, release = threading.Event(), threading.Event()
+    release = threading.Event()
 
     async def cancel_then_commit() -> None:
-        gate = node.committer.submit(Gate(entered, release))
-        assert entered.wait(10)  # the writer is held: the unit waits in its queue
-        request = asyncio.create_task(_queueing(sender, courier))
-        await asyncio.sleep(0.05)
+        request, gate = await _queueing_behind_a_held_writer(sender, courier, release)
         request.cancel()
         release.set()
         with pytest.raises(asyncio.CancelledError):
@@ -301,3 +310,37 @@ def test_a_stopping_worker_gives_back_the_leases_of_jobs_it_never_started(
     # No clock advance: the message is due for any worker now.
     assert sender.deliver() == 1
     assert sender.partner.posted_ids() == Counter({first.message_id: 1, second.message_id: 1})
+
+
+def test_a_queueing_committed_after_the_worker_stopped_gives_its_lease_back(
+    sender: Sender,
+) -> None:
+    """The queueing reserved a slot before the stop, and its batch waited on a slow
+    writer until the worker had stopped and given back what it held: its committed
+    job is not kept by a worker that will never send it, its lease is ended at once."""
+    sender.settings = replace(sender.settings, poll_interval=30.0)
+    release = threading.Event()
+
+    async def scenario() -> Queued:
+        stopping = asyncio.Event()
+        async with httpx.MockTransport(sender.partner.handle) as transport:
+            worker: DeliveryWorker = sender.worker(transport)
+            running = asyncio.create_task(worker.run_forever(stopping))
+            await asyncio.sleep(0.05)
+            request, gate = await _queueing_behind_a_held_writer(sender, worker, release)
+            stopping.set()
+            worker.wake()
+            await running  # stopped, with nothing of its own to give back
+            release.set()
+            await asyncio.wrap_future(gate)
+            queued = await request
+            await worker.drain()
+        return queued
+
+    queued = asyncio.run(scenario())
+    assert queued.handed
+    row = sender.outbox(queued.message_id)
+    assert (row["state"], row["lease_owner"], row["lease_until"]) == ("pending", None, None)
+    assert sender.partner.posted_ids() == Counter()
+    # No clock advance: the message is due for any worker now.
+    assert sender.deliver() == 1
