@@ -181,7 +181,9 @@ async def _with_attachments(
         except Refused:
             return original
     if checked.schema_problem is not None:
-        return checked
+        # Stale and failing the schema: refused as stale, the check that comes first
+        # (such bytes never awaited their files: their first post was refused).
+        return original if stale is not None else checked
 
     def unit(c: Checked) -> AwaitingUnit:
         return AwaitingUnit(
@@ -198,7 +200,7 @@ async def _with_attachments(
     if isinstance(answer, Unvalidated):
         checked = await _validated(node, checked)
         if checked.schema_problem is not None:
-            return checked
+            return original if stale is not None else checked
         answer = await node.committer.run(unit(checked))
     if isinstance(answer, Unvalidated):  # pragma: no cover - a validated post is taken
         raise RuntimeError("the unit asked to validate a validated message")

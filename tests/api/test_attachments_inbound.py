@@ -249,3 +249,16 @@ def test_a_stale_message_that_awaits_nothing_is_refused_as_stale(
     resp = post(client, token)
     assert (resp.status_code, resp.json()["code"]) == (422, "stale")
     assert _count(client, pending_messages) == 0
+
+
+def test_a_stale_message_whose_body_also_fails_the_schema_is_refused_as_stale(
+    client: TestClient, federation: Federation, clock: FixedClock
+) -> None:
+    # The clock skew is checked before the schema, with attachments as without.
+    body = {**example_body(TYPE), "attachments": [item(PDF)], "not-in-the-schema": 1}
+    token = federation.uz.sign(envelope_for(federation.uz, msg_type=TYPE, body=body, **EXCHANGE))
+    assert post(client, token).json()["code"] == "schema"
+    clock.advance(1800)
+    resp = post(client, token)
+    assert (resp.status_code, resp.json()["code"]) == (422, "stale")
+    assert _count(client, pending_messages) == 0
