@@ -25,9 +25,9 @@ import os
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
+from multiprocessing.pool import AsyncResult
 from typing import Any, NoReturn
 
 from service.audit.checkpoint import Checkpoint, verify_checkpoint
@@ -268,25 +268,35 @@ def _check_chunk(first_index: int, lines: list[bytes | str]) -> tuple[list[bytes
 
 
 def _check_in_pool(check: _TreeCheck, entries: Iterator[bytes | str], workers: int) -> None:
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future[tuple[list[bytes], str | None]]] = deque()
-        try:
-            submitted = check.count
-            while chunk := list(islice(entries, _CHUNK_LINES)):
-                pending.append(pool.submit(_check_chunk, submitted, chunk))
-                submitted += len(chunk)
-                if len(pending) >= 2 * workers:
-                    _take(check, pending.popleft())
-            while pending:
+    """Chunks of lines hashed by `workers` forked processes, at most two per worker
+    waiting at a time (memory stays bounded), their hashes added in order.
+
+    A `multiprocessing` pool, not a `concurrent.futures` one: at the first bad entry
+    the workers are terminated, where shutting down a `ProcessPoolExecutor` with
+    cancelled work queued can deadlock on some Python 3.11 releases."""
+    pool = multiprocessing.get_context("fork").Pool(processes=workers)
+    finished = False
+    try:
+        pending: deque[AsyncResult[tuple[list[bytes], str | None]]] = deque()
+        submitted = check.count
+        while chunk := list(islice(entries, _CHUNK_LINES)):
+            pending.append(pool.apply_async(_check_chunk, (submitted, chunk)))
+            submitted += len(chunk)
+            if len(pending) >= 2 * workers:
                 _take(check, pending.popleft())
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            _take(check, pending.popleft())
+        finished = True
+    finally:
+        if finished:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
 
 
-def _take(check: _TreeCheck, future: Future[tuple[list[bytes], str | None]]) -> None:
-    hashes, reason = future.result()
+def _take(check: _TreeCheck, result: AsyncResult[tuple[list[bytes], str | None]]) -> None:
+    hashes, reason = result.get()
     for hashed in hashes:
         check.add(hashed)
     if reason is not None:
