@@ -47,7 +47,8 @@ def _purge_plans(
 
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        purge_sync(node.committer, now=clock() + 400 * DAY, body_days=365)
+        # With the store: the expiry of uploads runs only where files are kept.
+        purge_sync(node.committer, now=clock() + 400 * DAY, body_days=365, store=node.store)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert reads, f"the purge read nothing of {table.pattern}"
@@ -70,7 +71,8 @@ def test_an_expiry_run_reads_only_the_messages_still_awaiting_their_files(
     client: TestClient, clock: FixedClock
 ) -> None:
     engine = client.app.state.node.engines.writer  # type: ignore[attr-defined]
-    [(_, plan)] = _purge_plans(client, clock, _PENDING, "ix_pending_open")
-    assert "ix_pending_open" in plan
+    # The node's own start-up purge may read beside this one: every read counts.
+    plans = _purge_plans(client, clock, _PENDING, "ix_pending_open")
+    assert [p for p in plans if "ix_pending_open" not in p[1]] == []
     if engine.dialect.name == "postgresql":
-        assert plan.endswith("WHERE (expired_at IS NULL)")
+        assert plans[0][1].endswith("WHERE (expired_at IS NULL)")
