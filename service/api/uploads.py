@@ -27,6 +27,7 @@ from service.exchange.awaiting import (
     pending_row,
     read_pending,
     upload_token_matches,
+    window_closed,
 )
 from service.ledger.committer import AuditOnly
 from service.protocol.problems import Problem
@@ -124,7 +125,7 @@ async def _pending(
             headers={"WWW-Authenticate": 'Bearer realm="migex-upload"'},
         )
     # Before the body is opened: an expired row keeps none.
-    if row.expired_at is not None or row.expires_at < node.clock():
+    if window_closed(row, node.clock()):
         raise incomplete(sender, message_id)
     pending = read_pending(row, node.bodies)  # BodyUnreadable: a stored-unreadable problem
     for item in pending.declared:

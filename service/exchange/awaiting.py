@@ -86,6 +86,11 @@ def read_pending(row: Any, bodies: Bodies) -> Pending:
     return Pending(row.digest, row.upload_token, items, float(row.expires_at), raw)
 
 
+def window_closed(row: Any, now: float) -> bool:
+    """Whether the upload window of a pending row has closed (expired or not yet)."""
+    return row.expired_at is not None or bool(row.expires_at < now)
+
+
 def incomplete(sender: str, message_id: str) -> Problem:
     return Problem(
         "attachment-incomplete",
@@ -170,7 +175,7 @@ class AwaitingUnit(AcceptUnit):
                 "conflict",
                 f"message id {c.env.id} from {c.env.iss} awaits attachments with other content",
             )
-        if row.expired_at is not None or row.expires_at < tx.now:
+        if window_closed(row, tx.now):
             raise incomplete(c.env.iss, c.env.id)
         if self.store is None:
             raise RuntimeError("an AwaitingUnit needs the attachment store")

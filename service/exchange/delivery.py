@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -139,9 +139,7 @@ class DeliveryWorker:
         slow writer through the shutdown): then its lease is given back at once."""
         self._reserved -= 1
         if self._given_back:
-            task = asyncio.create_task(self._give_back([job]))
-            self._recording.add(task)
-            task.add_done_callback(self._recording.discard)
+            self._drained_later(self._give_back([job]))
             return
         self._handed.append(job)
         self._wake.set()
@@ -236,6 +234,12 @@ class DeliveryWorker:
                 self.settings.lease_seconds,
             )
 
+    def _drained_later(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run `write` beside the deliveries; `drain` waits for it."""
+        task = asyncio.create_task(write)
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
     async def drain(self) -> None:
         """Wait until every attempt whose answer came back is recorded."""
         while self._recording:
@@ -303,9 +307,7 @@ class DeliveryWorker:
         # The slot is free once the partner has answered; the attempt is recorded
         # beside the next deliveries (the lease keeps the row from being claimed again
         # until then, and a crash before the record means a re-send, answered with 200).
-        task = asyncio.create_task(self._record_logged(job, result, copy, self._clock()))
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
+        self._drained_later(self._record_logged(job, result, copy, self._clock()))
 
     async def _resign(self, job: Job, copy: SignedCopy, now: float) -> SignedCopy:
         env = replace(copy.env, iat=int(now))
