@@ -320,6 +320,8 @@ def test_a_rewritten_log_is_refused_by_every_witness_and_contradicted(fed: Witne
     kz = fed["kz"]
     kz.delivered(send_statistics(kz, "kg"))
     wait_witnessed(fed, "kz", latest_size(kz))
+    # Each witness must hold the honest log (one just reset would take any log as new).
+    wait_cosigned_by_each_witness(fed, latest_size(kz))
     fed.processes["kz"].stop()
     try:
         rewritten = rebuilt_without_one_exchange(kz_log(fed))
@@ -357,6 +359,8 @@ def test_a_split_view_cannot_gather_a_quorum_twice(fed: Witnessed) -> None:
     kz = fed["kz"]
     kz.delivered(send_statistics(kz, "uz"))
     wait_witnessed(fed, "kz", latest_size(kz))
+    # Each witness must hold the honest log (one just reset would take any log as new).
+    wait_cosigned_by_each_witness(fed, latest_size(kz))
     fed.processes["kz"].stop()
     try:
         honest = kz_log(fed)
