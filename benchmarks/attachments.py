@@ -40,7 +40,7 @@ SMALL = 100_000
 COUNT = 1000
 QUICK_COUNT = 300
 SUBMITTERS = 16
-# Each process of each node; a delivery with a file waits on three round trips and the
+# Each process of each node; a delivery with a file waits on two round trips and the
 # receiver's disk, so more of them are kept in flight than for plain messages.
 WORKERS = 2
 CONCURRENCY = 48

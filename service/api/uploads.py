@@ -22,13 +22,16 @@ from service.audit import entries as ev
 from service.audit.entries import AuditEvent
 from service.exchange.awaiting import (
     Awaiting,
+    AwaitingUnit,
     Pending,
+    StoredThenAccepted,
     incomplete,
     pending_row,
     read_pending,
     upload_token_matches,
     window_closed,
 )
+from service.exchange.inbound import Checked, Refused, Stored, check_inbound
 from service.ledger.committer import AuditOnly
 from service.protocol.problems import Problem
 from service.runtime import Node
@@ -69,6 +72,11 @@ class AwaitingAttachments(BaseModel):
 
 TUS_VERSION = "1.0.0"
 OFFSET_STREAM = "application/offset+octet-stream"
+JOSE = "application/jose"
+# What a sender asks with to get the receipt from the upload that completes its message
+# (RFC 7240; docs/protocol.md, 'The transfer', step 4).
+RETURN_RECEIPT = "return=representation"
+INLINE_LIMIT = 64 * 1024  # larger messages are checked off the event loop
 UPLOAD_PATH = "/v1/messages/{sender}/{message_id}/attachments/{digest}"
 
 
@@ -187,7 +195,18 @@ def _declared_offset(request: Request) -> int:
             },
         }
     },
-    responses=problems(400, 401, 404, 409, 410, 413, 415, 422),
+    responses={
+        200: {
+            "description": (
+                "The upload stored the message's last missing file and the sender asked "
+                "`Prefer: return=representation`: the message is accepted and this is its "
+                "signed receipt (protocol v1.1, 'The transfer', step 4)"
+            ),
+            "content": {JOSE: {"schema": {"type": "string"}}},
+        },
+        204: {"description": "The bytes are held; the new offset in `Upload-Offset`"},
+        **problems(400, 401, 404, 409, 410, 413, 415, 422),
+    },
 )
 async def upload_rest(
     sender: PartyPath, message_id: MessageIdPath, digest: str, request: Request, node: NodeDep
@@ -219,14 +238,42 @@ async def upload_rest(
         # What arrived is kept; the sender asks for the offset and sends the rest.
         raise Problem("bad-request", "the connection closed before the bytes ended") from None
     if held == item.size:
-        await _complete(node, sender, message_id, pending, item, key)
+        accepted = await _complete(
+            node, sender, message_id, pending, item, key, accept=_wants_receipt(request)
+        )
+        if accepted is not None:
+            return Response(
+                content=accepted.receipt,
+                status_code=200,
+                media_type=JOSE,
+                headers={**_tus_headers(held, item.size), "Preference-Applied": RETURN_RECEIPT},
+            )
     return Response(status_code=204, headers=_tus_headers(held, item.size))
 
 
+def _wants_receipt(request: Request) -> bool:
+    """Whether the sender asked for the receipt (`Prefer: return=representation`)."""
+    for value in request.headers.getlist("prefer"):
+        for preference in value.split(","):
+            if preference.split(";", 1)[0].strip().lower() == RETURN_RECEIPT:
+                return True
+    return False
+
+
 async def _complete(
-    node: Node, sender: str, message_id: str, pending: Pending, item: Declared, key: str
-) -> None:
-    """Check the complete file and store it; audit the outcome either way."""
+    node: Node,
+    sender: str,
+    message_id: str,
+    pending: Pending,
+    item: Declared,
+    key: str,
+    *,
+    accept: bool = False,
+) -> Stored | None:
+    """Check the complete file and store it; audit the outcome either way. With
+    `accept`, when this was the message's last missing file, the message is accepted in
+    the same commit as the file's entry: its receipt, or None if it was not accepted
+    (its completion post then answers)."""
     partner = node.registry.partner(sender)
     limits = partner.attachments if partner is not None else None
     env = pending.envelope()
@@ -262,4 +309,57 @@ async def _complete(
         await node.committer.run(AuditOnly([refused]))
         raise
     stored = event(ev.ATTACHMENT_STORED, "stored", None, size=item.size, media_type=item.media_type)
+    if accept and await _all_stored(node, pending):
+        completing = await _completion_checked(node, pending.jws)
+        if completing is not None:
+            checked, stale = completing
+            unit = AwaitingUnit(
+                checked,
+                node.signer,
+                store=node.store,
+                bodies=node.bodies,
+                upload_window=node.config.attachments.upload_window_seconds,
+                stale=stale,
+                token=pending.upload_token,
+            )
+            try:
+                answer = await node.committer.run(StoredThenAccepted(stored, unit))
+            except Problem as problem:
+                if problem.code == "unavailable":
+                    raise  # nothing was committed, as for the file's entry alone
+                # The message was refused and the file's entry written: the completion
+                # post answers.
+                return None
+            return answer if isinstance(answer, Stored) else None
     await node.committer.run(AuditOnly([stored]))
+    return None
+
+
+async def _all_stored(node: Node, pending: Pending) -> bool:
+    def every() -> bool:
+        return all(node.store.exists(d.digest) for d in pending.declared)
+
+    return await asyncio.to_thread(every)
+
+
+async def _completion_checked(node: Node, raw: bytes) -> tuple[Checked, Problem | None] | None:
+    """The checks of section 6 a completion post of `raw` would run, but the body's
+    validation (its bytes were validated when first posted; the unit takes them only if
+    the pending row holds exactly these): as of now, or as of the message's own `iat`
+    once it is outside the clock skew (with the stale problem, which the unit raises
+    only if the message does not await its files, as for a post). None if they fail:
+    the message is not taken here, and the sender's completion post gets the refusal."""
+
+    def check() -> tuple[Checked, Problem | None] | None:
+        try:
+            checked = check_inbound(node.policy, raw, node.clock(), validate=False)
+            stale = checked.stale_problem
+            if stale is None:
+                return checked, None
+            return check_inbound(node.policy, raw, float(checked.env.iat), validate=False), stale
+        except Refused:
+            return None
+
+    if len(raw) > INLINE_LIMIT:
+        return await asyncio.to_thread(check)
+    return check()

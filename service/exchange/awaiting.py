@@ -216,6 +216,27 @@ class AwaitingUnit(AcceptUnit):
 
 
 @dataclass
+class StoredThenAccepted:
+    """The upload that stored a message's last missing file, asked for the receipt
+    (`Prefer: return=representation`, docs/protocol.md, 'The transfer', step 4): its
+    `attachment.stored` entry and the message's acceptance in one commit. The entry is
+    written whatever the acceptance's outcome; a refusal of the message is not (the
+    upload answers without a receipt, and the sender's completion post gets the answer
+    and leaves its trace)."""
+
+    stored: AuditEvent
+    accept: AwaitingUnit
+    needs_savepoint: ClassVar[bool] = False
+
+    def run(self, tx: Tx) -> Stored | Awaiting | Unvalidated:
+        tx.audit.append(self.stored)
+        return self.accept.run(tx)
+
+    def refused(self, tx: Tx, problem: Problem) -> None:
+        tx.audit.append(self.stored)
+
+
+@dataclass
 class ExpireUnit:
     """Expire the messages whose upload window closed before every file was stored:
     each expiry is audited as a refusal (`attachment-incomplete`) and the row kept

@@ -387,14 +387,28 @@ class DeliveryWorker:
             self.settings.timeout,
             keep=self.lease_keeper(job_pk),
         )
+        started = self._clock()
         try:
             answer = parse_awaiting(resp.content)
-            await transfer.send_all(answer, sizes)
         except TransferFailed as exc:
+            return AttemptResult("retry", exc.status, exc.code, str(exc))
+        try:
+            receipt = await transfer.send_all(answer, sizes)
+        except TransferFailed as exc:
+            if exc.status == 404:
+                # The partner no longer awaits the message: most likely the upload that
+                # completed it was taken and its answer lost. The post tells.
+                return await self._post(partner, copy, job_pk, upload_token=answer.token)
             final = exc.code is not None and exc.code in FINAL_UPLOAD_CODES
             return AttemptResult("refused" if final else "retry", exc.status, exc.code, str(exc))
         except httpx.HTTPError as exc:
             return AttemptResult("retry", None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+        if receipt is not None:
+            # The upload that stored the last file carried the receipt (step 4).
+            took = httpx.Response(200, content=receipt)
+            result = self._classify(partner, copy, took, started)
+            if result.outcome == "delivered":
+                return result
         return await self._post(partner, copy, job_pk, upload_token=answer.token)
 
     def _classify(

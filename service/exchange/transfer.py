@@ -19,6 +19,7 @@ from service.attachments.store import READ_SIZE, AttachmentStore
 from service.protocol.problems import Problem
 
 TUS_VERSION: Final = "1.0.0"
+RETURN_RECEIPT: Final = "return=representation"
 # Resumptions of one file within one delivery attempt before the attempt is given up
 # (the next attempt resumes again from the partner's offset).
 MAX_RESUMES: Final = 5
@@ -80,24 +81,28 @@ class Transfer:
     timeout: float
     keep: Callable[[], Awaitable[bool]] = _always_held
 
-    async def send_all(self, answer: AwaitingAnswer, sizes: dict[str, int]) -> None:
+    async def send_all(self, answer: AwaitingAnswer, sizes: dict[str, int]) -> bytes | None:
+        """Send what the partner lacks; the receipt if the upload that stored the last
+        missing file carried it (step 4), else None (the completion post gets it)."""
+        receipt: bytes | None = None
         for upload in answer.uploads:
             size = sizes.get(upload.digest)
             if size is None:
                 raise TransferFailed(f"the partner asks for {upload.digest}, which was not sent")
             if upload.offset < size:
-                await self._send_file(answer.token, upload, size)
+                receipt = await self._send_file(answer.token, upload, size)
+        return receipt
 
-    async def _send_file(self, token: str, upload: Upload, size: int) -> None:
+    async def _send_file(self, token: str, upload: Upload, size: int) -> bytes | None:
         offset = upload.offset
         for _ in range(MAX_RESUMES):
             try:
-                offset = await self._patch(token, upload, offset, size)
+                offset, receipt = await self._patch(token, upload, offset, size)
             except httpx.TransportError:
                 offset = await self._held(token, upload)
                 continue
             if offset >= size:
-                return
+                return receipt
         raise TransferFailed(f"{upload.digest}: the connection broke {MAX_RESUMES} times")
 
     def _request(self, method: str, url: str, **kw: Any) -> httpx.Request:
@@ -119,13 +124,20 @@ class Transfer:
             )
         return int(value)
 
-    async def _patch(self, token: str, upload: Upload, offset: int, size: int) -> int:
+    async def _patch(
+        self, token: str, upload: Upload, offset: int, size: int
+    ) -> tuple[int, bytes | None]:
+        """Send the bytes from `offset`: the partner's new offset, and the receipt if
+        this upload completed the message and the partner took it (200)."""
         headers = {
             "Authorization": f"Bearer {token}",
             "Tus-Resumable": TUS_VERSION,
             "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream",
             "Content-Length": str(size - offset),
+            # The receipt in the answer to the upload that completes the message, which
+            # saves the completion post (docs/protocol.md, 'The transfer', step 4).
+            "Prefer": RETURN_RECEIPT,
         }
         body: bytes | AsyncIterator[bytes]
         if size - offset <= READ_SIZE:
@@ -134,15 +146,18 @@ class Transfer:
         else:
             body = self._read_from(upload.digest, offset)
         resp = await self._send(self._request("PATCH", upload.url, headers=headers, content=body))
-        if resp.status_code == 409 and resp.headers.get("upload-offset", "").isdigit():
-            return int(resp.headers["upload-offset"])  # resume from what the partner holds
+        held = resp.headers.get("upload-offset", "")
+        if resp.status_code == 409 and held.isdigit():
+            return int(held), None  # resume from what the partner holds
+        if resp.status_code == 200 and _is_jose(resp) and held.isdigit():
+            return int(held), resp.content
         if resp.status_code != 204:
             raise TransferFailed(
                 f"{upload.digest}: PATCH answered {resp.status_code}: {resp.text[:200]}",
                 resp.status_code,
                 _code(resp),
             )
-        return int(resp.headers.get("upload-offset", "0"))
+        return int(held or "0"), None
 
     async def _read_block(self, digest: str, offset: int) -> bytes:
         """The bytes of `digest` from `offset` on, at most READ_SIZE of them, once the
@@ -202,6 +217,11 @@ def timeout_extension(seconds: float) -> dict[str, float | None]:
 
 
 _KEPT: Final = frozenset({"upload-offset", "upload-length", "content-type", "retry-after"})
+
+
+def _is_jose(resp: httpx.Response) -> bool:
+    media: str = resp.headers.get("content-type", "")
+    return media.split(";", 1)[0].strip().lower() == "application/jose"
 
 
 def _code(resp: httpx.Response) -> str | None:

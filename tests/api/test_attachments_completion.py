@@ -111,6 +111,18 @@ def test_an_upload_token_on_a_message_without_files_is_ignored(
     assert len(validations) == 1
 
 
+def revoked_key(federation: Federation) -> Callable[[dict[str, Any]], None]:
+    """The configuration change that withdraws the key UZ signed with (another replaces it)."""
+
+    def revoked(cfg: dict[str, Any]) -> None:
+        _limits(ATTACHMENT_LIMITS)(cfg)
+        uz = federation.partner(cfg, "UZ:MIA")
+        other = {**federation.kg.key.public().jwk(), "kid": "UZ:MIA#2026-12"}
+        uz["keys"] = [{"kid": "UZ:MIA#2026-12", "jwk": other, "algs": ["ES256"]}]
+
+    return revoked
+
+
 def test_the_completion_post_of_a_revoked_key_is_refused(
     client: TestClient,
     client_factory: Callable[[Callable[[dict[str, Any]], None]], TestClient],
@@ -119,15 +131,7 @@ def test_the_completion_post_of_a_revoked_key_is_refused(
 ) -> None:
     token = _signed(federation, [item(PDF)])
     offer = _uploaded(client, token)
-
-    def revoked(cfg: dict[str, Any]) -> None:
-        _limits(ATTACHMENT_LIMITS)(cfg)
-        uz = federation.partner(cfg, "UZ:MIA")
-        # The key the message was signed with is withdrawn; another one replaces it.
-        other = {**federation.kg.key.public().jwk(), "kid": "UZ:MIA#2026-12"}
-        uz["keys"] = [{"kid": "UZ:MIA#2026-12", "jwk": other, "algs": ["ES256"]}]
-
-    restarted = client_factory(revoked)
+    restarted = client_factory(revoked_key(federation))
     resp = post(restarted, token, _with_token(offer["upload_token"]))
     assert (resp.status_code, resp.json()["code"]) == (401, "unknown-key")
     with node_of(restarted).engines.reader.connect() as conn:

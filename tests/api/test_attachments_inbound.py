@@ -68,7 +68,12 @@ def _signed(federation: Federation, files: list[dict[str, Any]]) -> bytes:
 
 
 def _upload(
-    client: TestClient, offer: dict[str, Any], index: int, data: bytes, offset: int = 0
+    client: TestClient,
+    offer: dict[str, Any],
+    index: int,
+    data: bytes,
+    offset: int = 0,
+    headers: dict[str, str] | None = None,
 ) -> Any:
     target = offer["attachments"][index]
     return client.patch(
@@ -76,7 +81,7 @@ def _upload(
         content=data,
         headers={**TUS, "Authorization": f"Bearer {offer['upload_token']}",
                  "Upload-Offset": str(offset),
-                 "Content-Type": "application/offset+octet-stream"},
+                 "Content-Type": "application/offset+octet-stream", **(headers or {})},
     )  # fmt: skip
 
 
