@@ -71,27 +71,24 @@ async def _exchange(
     return status
 
 
-async def _queue(port: int, total: int) -> tuple[int, float]:
-    """POST `total` messages to A's outbox over SUBMITTERS connections; return (queued, seconds).
-
-    A minimal HTTP/1.1 client keeps the driver's own cost far below the node's, so the
-    figure is the node's.
-    """
-    body = json.dumps(
-        {
-            "to": "UZ:MIA",
-            "type": nodes.VERIFICATION,
-            "agreement": "kz-uz-2019",
-            "purpose": "identity-verification",
-            "body": nodes.example_body(),
-        }
-    ).encode()
-    request = (
+def outbox_request(port: int, item: dict[str, Any]) -> bytes:
+    """The bytes of one `POST /v1/outbox` of `item` (JSON) with the client token."""
+    body = json.dumps(item).encode()
+    return (
         b"POST /v1/outbox HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
         b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s"
     ) % (port, nodes.CLIENT_TOKEN.encode(), len(body), body)
-    remaining = iter(range(total))
+
+
+async def post_all(port: int, requests: list[bytes], submitters: int) -> tuple[int, float]:
+    """Send each of `requests` (whole `POST /v1/outbox` requests) once, over `submitters`
+    kept-alive connections; return (how many were answered 202, seconds).
+
+    A minimal HTTP/1.1 client keeps the driver's own cost far below the node's, so the
+    figure is the node's.
+    """
+    remaining = iter(requests)
     queued = 0
     refused: dict[int, int] = {}
 
@@ -99,7 +96,7 @@ async def _queue(port: int, total: int) -> tuple[int, float]:
         nonlocal queued
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for _ in remaining:
+            for request in remaining:
                 status = await _exchange(reader, writer, request)
                 if status == 202:
                     queued += 1
@@ -110,10 +107,22 @@ async def _queue(port: int, total: int) -> tuple[int, float]:
             await writer.wait_closed()
 
     started = time.perf_counter()
-    await asyncio.gather(*(submitter() for _ in range(SUBMITTERS)))
+    await asyncio.gather(*(submitter() for _ in range(submitters)))
     if refused:
         print(f"    outbox refused: {refused}", flush=True)
     return queued, time.perf_counter() - started
+
+
+async def _queue(port: int, total: int) -> tuple[int, float]:
+    """POST `total` verification requests to A's outbox over SUBMITTERS connections."""
+    item = {
+        "to": "UZ:MIA",
+        "type": nodes.VERIFICATION,
+        "agreement": "kz-uz-2019",
+        "purpose": "identity-verification",
+        "body": nodes.example_body(),
+    }
+    return await post_all(port, [outbox_request(port, item)] * total, SUBMITTERS)
 
 
 def measure(
