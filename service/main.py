@@ -29,7 +29,7 @@ from service.api import (
     wellknown,
     witness,
 )
-from service.api.fastlane import MessagesLane
+from service.api.fastlane import FastLanes
 from service.api.head import HeadAsGet
 from service.clock import system_clock
 from service.config import NodeConfig, load_config
@@ -149,9 +149,9 @@ def create_app(
         swagger_ui_parameters={"validatorUrl": None},
     )
     # Innermost first: HEAD is routed as GET below the body limit and the request log;
-    # partners' messages skip the router (api/fastlane.py).
+    # partners' messages and the agency's queued ones skip the router (api/fastlane.py).
     app.add_middleware(HeadAsGet)
-    app.add_middleware(MessagesLane)
+    app.add_middleware(FastLanes)
     errors.install(app)
     openapi.install(app)
     observability.install(app)

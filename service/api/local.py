@@ -41,6 +41,7 @@ from service.protocol.envelope import (
     UUID_RE,
 )
 from service.protocol.problems import Problem
+from service.runtime import Node
 from service.witness.intake import proof_text
 from service.witness.tlogproof import FILE_EXTENSION
 from service.witness.tlogproof import MEDIA_TYPE as TLOG_PROOF_MEDIA_TYPE
@@ -78,6 +79,9 @@ class OutboundIn(BaseModel):
     reply_to: str | None = Field(default=None, pattern=UUID_RE, max_length=36)
 
 
+OUTBOX_PATH = "/v1/outbox"
+
+
 @router.post(
     "/outbox",
     summary="Sign and queue a message to a partner",
@@ -88,6 +92,14 @@ class OutboundIn(BaseModel):
 async def submit(
     item: OutboundIn, node: NodeDep, who: ClientDep, request: Request, response: Response
 ) -> Accepted:
+    accepted = await queue_item(item, node, request)
+    response.headers["Location"] = accepted.status_url
+    return accepted
+
+
+async def queue_item(item: OutboundIn, node: Node, request: Request) -> Accepted:
+    """Sign and queue `item` for a client (its `Location` is the answer's `status_url`).
+    Also called past the router, for a request whose every check passed (api/fastlane.py)."""
     req = OutboundRequest(
         item.to, item.type, item.agreement, item.purpose, item.body, item.reply_to
     )
@@ -109,12 +121,10 @@ async def submit(
     if node.delivery is not None and not queued.handed:
         # A message handed to the worker is leased to it already: a claim would find nothing.
         node.delivery.wake()
-    url = f"/v1/outbox/{queued.message_id}"
-    response.headers["Location"] = url
     return Accepted(
         id=queued.message_id,
         status="queued",
-        status_url=url,
+        status_url=f"{OUTBOX_PATH}/{queued.message_id}",
         audit_index=queued.audit_index,
         removed_fields=queued.removed,
     )
