@@ -130,6 +130,10 @@ REFUSED = {
     "broken JSON": ({"content": b'{"to": '}, {**CLIENT, "Content-Type": "application/json"}),
     "not UTF-8": ({"content": b'{"to": "\xff"}'}, {**CLIENT, "Content-Type": "application/json"}),
     "empty": ({"content": b""}, {**CLIENT, "Content-Type": "application/json"}),
+    "nested past the parser": (
+        {"content": b'{"body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
+        {**CLIENT, "Content-Type": "application/json"},
+    ),
     "a field too many": ({"json": outbox_statistics(extra=1)}, CLIENT),
     "a bad party": ({"json": outbox_statistics(to="nobody")}, CLIENT),
     "a refused body": ({"json": outbox_statistics(body={"x": 1})}, CLIENT),
