@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class Engines:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+        lock = _WRITE_LOCKS.get(self.writer)
+        if lock is not None:
+            lock.close()
 
 
 def normalize_url(url: str) -> str:
@@ -72,6 +76,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         return engine
 
     lock = _WriteLock(_lock_path(url))
+    _WRITE_LOCKS[engine] = lock
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -111,6 +116,10 @@ def _lock_path(url: str) -> Path | None:
     return Path(database + "-writelock")
 
 
+# The write lock of each SQLite writer engine, closed when its Engines are disposed.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _WriteLock] = weakref.WeakKeyDictionary()
+
+
 class _WriteLock:
     """Serializes SQLite writers of all processes with a blocking `flock`.
 
@@ -124,15 +133,32 @@ class _WriteLock:
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._local = threading.local()
+        # Every thread's descriptor, closed with the engine (`close`); a thread that
+        # writes after that opens a new one (its old one is of an earlier generation).
+        self._opened: list[int] = []
+        self._generation = 0
+        self._guard = threading.Lock()
 
     def _fd(self) -> int | None:
         if self._path is None:
             return None
         fd: int | None = getattr(self._local, "fd", None)
-        if fd is None:
+        if fd is None or getattr(self._local, "generation", -1) != self._generation:
             fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            with self._guard:
+                self._opened.append(fd)
+                self._local.generation = self._generation
             self._local.fd = fd
+            self._local.held = False
         return fd
+
+    def close(self) -> None:
+        """Close every thread's descriptor (the engine is disposed; nothing writes)."""
+        with self._guard:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for fd in opened:
+            os.close(fd)
 
     def acquire(self) -> None:
         fd = self._fd()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,37 @@ def test_the_write_lock_is_held_until_the_transaction_has_ended(
         assert _lock_is_free(lock)
     finally:
         engines.dispose()
+
+
+def _open_on(path: Path) -> int:
+    """How many of this process's descriptors are open on `path`."""
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            continue
+    return found
+
+
+def test_disposing_the_engines_closes_every_threads_lock_descriptor(tmp_path: Path) -> None:
+    database = tmp_path / "node.db"
+    lock = Path(str(database) + "-writelock")
+    engines = create_engines(f"sqlite:///{database}")
+
+    def write() -> None:
+        with engines.writer.begin() as conn:
+            conn.execute(text("SELECT 1"))
+
+    write()
+    worker = threading.Thread(target=write)
+    worker.start()
+    worker.join()
+    assert _open_on(lock) == 2  # one per writing thread
+    engines.dispose()
+    assert _open_on(lock) == 0
+    # A writer after that opens its own again (and the next dispose closes it).
+    write()
+    assert _open_on(lock) == 1
+    engines.dispose()
+    assert _open_on(lock) == 0
