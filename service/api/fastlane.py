@@ -36,10 +36,10 @@ from service.api import local, messages
 from service.api.deps import bearer_token
 from service.api.local import OUTBOX_PATH, OutboundIn, queue_item, submit
 from service.api.messages import MESSAGES_PATH, receive_message
+from service.protocol.mediatypes import JSON, essence
 from service.runtime import Node
 
 METHOD: Final = "POST"
-JSON: Final = "application/json"
 
 
 def _route(router: APIRouter, endpoint: Any) -> APIRoute:
@@ -79,7 +79,7 @@ class FastLanes:
         app: FastAPI = scope["app"]
         node: Node = app.state.node
         request = Request(scope, receive, send)
-        if not (_is_json(request) and _is_client(request, node)):
+        if essence(request.headers.get("content-type")) != JSON or not _is_client(request, node):
             await self.app(scope, receive, send)
             return
         try:
@@ -107,11 +107,6 @@ def _routed_as(scope: Scope, route: APIRoute) -> None:
     scope["route"] = route
     scope["endpoint"] = route.endpoint
     scope["path_params"] = {}
-
-
-def _is_json(request: Request) -> bool:
-    media = request.headers.get("content-type", "").split(";", 1)[0]
-    return media.strip().lower() == JSON
 
 
 def _is_client(request: Request, node: Node) -> bool:

@@ -19,6 +19,7 @@ from service.api.params import MessageIdPath, PartyPath
 from service.attachments.files import FileUnit, store_upload
 from service.attachments.store import READ_SIZE
 from service.db.tables import attachments, messages
+from service.protocol.mediatypes import essence
 from service.protocol.problems import Problem
 from service.records.attachments import MEDIA_TYPE_PATTERN
 
@@ -63,7 +64,7 @@ class StoredFile(_Answer):
     responses=problems(401, 403, 408, 413, 415, 422, 503),
 )
 async def store_file(request: Request, node: NodeDep, who: ClientDep) -> StoredFile:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type = essence(request.headers.get("content-type"))
     if _MEDIA_TYPE.fullmatch(media_type) is None:
         raise Problem(
             "unsupported-media-type",

@@ -12,7 +12,6 @@ from sqlalchemy import Connection
 from service.api import examples as ex
 from service.api.deps import ClientDep, NodeDep, OperatorDep, read
 from service.api.errors import content_length
-from service.api.messages import INLINE_LIMIT
 from service.api.models import (
     Accepted,
     Acknowledged,
@@ -31,6 +30,7 @@ from service.api.params import (
     TypeQuery,
 )
 from service.exchange import inbox
+from service.exchange.inbound import INLINE_LIMIT
 from service.exchange.outbound import OutboundRequest, RequeueUnit, queue_outbound
 from service.protocol.envelope import (
     AGREEMENT_RE,

@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import bearer_token
 from service.api.errors import BodyRefused
 from service.api.openapi import problems
-from service.api.uploads import AwaitingAttachments, awaiting_answer
+from service.api.uploads import AwaitingAttachments, awaiting_answer, awaiting_unit
 from service.attachments.limits import MEMBER as ATTACHMENTS
-from service.exchange.awaiting import Awaiting, AwaitingUnit, Unvalidated
+from service.exchange.awaiting import Awaiting, Unvalidated
 from service.exchange.inbound import (
+    INLINE_LIMIT,
     AcceptUnit,
     Checked,
     Facts,
@@ -22,14 +23,12 @@ from service.exchange.inbound import (
     validate_checked,
 )
 from service.exchange.refusals import refusal_unit
+from service.protocol.mediatypes import JOSE, essence
 from service.protocol.problems import Problem
 from service.runtime import Node
 
 router = APIRouter(tags=["exchange"])
 MESSAGES_PATH = "/v1/messages"
-
-JOSE = "application/jose"
-INLINE_LIMIT = 64 * 1024  # larger bodies are checked off the event loop
 
 
 async def read_body(request: Request) -> bytes:
@@ -49,12 +48,6 @@ async def _record_refusal(request: Request, node: Node, facts: Facts, problem: P
     )
     if await node.committer.run(refusal_unit(facts, problem, source, node.refusal_limits)) is None:
         node.metrics.observe_unlogged_refusal(problem.code)
-
-
-def _is_jose(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    return content_type.split(";", 1)[0].strip().lower() == JOSE
 
 
 @router.post(
@@ -106,7 +99,7 @@ async def receive_message(request: Request) -> Response:
     node: Node = request.app.state.node
     try:
         raw = await read_body(request)
-        if not _is_jose(request.headers.get("content-type")):
+        if essence(request.headers.get("content-type")) != JOSE:
             raise Problem("unsupported-media-type", f"send the JWS as {JOSE}")
     except Problem as problem:
         await _record_refusal(request, node, Facts(digest=None), problem)
@@ -185,23 +178,12 @@ async def _with_attachments(
         # (such bytes never awaited their files: their first post was refused).
         return original if stale is not None else checked
 
-    def unit(c: Checked) -> AwaitingUnit:
-        return AwaitingUnit(
-            c,
-            node.signer,
-            store=node.store,
-            bodies=node.bodies,
-            upload_window=node.config.attachments.upload_window_seconds,
-            stale=stale,
-            token=token,
-        )
-
-    answer = await node.committer.run(unit(checked))
+    answer = await node.committer.run(awaiting_unit(node, checked, stale=stale, token=token))
     if isinstance(answer, Unvalidated):
         checked = await _validated(node, checked)
         if checked.schema_problem is not None:
             return original if stale is not None else checked
-        answer = await node.committer.run(unit(checked))
+        answer = await node.committer.run(awaiting_unit(node, checked, stale=stale, token=token))
     if isinstance(answer, Unvalidated):  # pragma: no cover - a validated post is taken
         raise RuntimeError("the unit asked to validate a validated message")
     if isinstance(answer, Awaiting):

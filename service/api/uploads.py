@@ -31,8 +31,10 @@ from service.exchange.awaiting import (
     upload_token_matches,
     window_closed,
 )
-from service.exchange.inbound import Checked, Refused, Stored, check_inbound
+from service.exchange.inbound import INLINE_LIMIT, Checked, Refused, Stored, check_inbound
+from service.exchange.transfer import RETURN_RECEIPT
 from service.ledger.committer import AuditOnly
+from service.protocol.mediatypes import JOSE, essence
 from service.protocol.problems import Problem
 from service.runtime import Node
 
@@ -72,11 +74,6 @@ class AwaitingAttachments(BaseModel):
 
 TUS_VERSION = "1.0.0"
 OFFSET_STREAM = "application/offset+octet-stream"
-JOSE = "application/jose"
-# What a sender asks with to get the receipt from the upload that completes its message
-# (RFC 7240; docs/protocol.md, 'The transfer', step 4).
-RETURN_RECEIPT = "return=representation"
-INLINE_LIMIT = 64 * 1024  # larger messages are checked off the event loop
 UPLOAD_PATH = "/v1/messages/{sender}/{message_id}/attachments/{digest}"
 
 
@@ -212,8 +209,7 @@ async def upload_rest(
     sender: PartyPath, message_id: MessageIdPath, digest: str, request: Request, node: NodeDep
 ) -> Response:
     pending, item = await _pending(request, node, sender, message_id, _digest(digest))
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != OFFSET_STREAM:
+    if essence(request.headers.get("content-type")) != OFFSET_STREAM:
         raise Problem("unsupported-media-type", f"send the bytes as {OFFSET_STREAM}")
     offset = _declared_offset(request)
     if node.store.exists(item.digest):
@@ -249,6 +245,22 @@ async def upload_rest(
                 headers={**_tus_headers(held, item.size), "Preference-Applied": RETURN_RECEIPT},
             )
     return Response(status_code=204, headers=_tus_headers(held, item.size))
+
+
+def awaiting_unit(
+    node: Node, checked: Checked, *, stale: Problem | None, token: str | None
+) -> AwaitingUnit:
+    """The unit that takes a message naming attachments on `node`: a post of it, or the
+    upload that stores its last missing file."""
+    return AwaitingUnit(
+        checked,
+        node.signer,
+        store=node.store,
+        bodies=node.bodies,
+        upload_window=node.config.attachments.upload_window_seconds,
+        stale=stale,
+        token=token,
+    )
 
 
 def _wants_receipt(request: Request) -> bool:
@@ -313,15 +325,7 @@ async def _complete(
         completing = await _completion_checked(node, pending.jws)
         if completing is not None:
             checked, stale = completing
-            unit = AwaitingUnit(
-                checked,
-                node.signer,
-                store=node.store,
-                bodies=node.bodies,
-                upload_window=node.config.attachments.upload_window_seconds,
-                stale=stale,
-                token=pending.upload_token,
-            )
+            unit = awaiting_unit(node, checked, stale=stale, token=pending.upload_token)
             try:
                 answer = await node.committer.run(StoredThenAccepted(stored, unit))
             except Problem as problem:

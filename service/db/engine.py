@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ class Engines:
 
     writer: Engine
     reader: Engine
+    # SQLite's file lock of the writers, whose descriptors `dispose` closes.
+    write_lock: _WriteLock | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -36,9 +37,8 @@ class Engines:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
-        lock = _WRITE_LOCKS.get(self.writer)
-        if lock is not None:
-            lock.close()
+        if self.write_lock is not None:
+            self.write_lock.close()
 
 
 def normalize_url(url: str) -> str:
@@ -49,7 +49,9 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, lock: _WriteLock | None) -> Engine:
+    """A SQLite engine: a writer's (`BEGIN IMMEDIATE` under `lock`), or a reader's if
+    `lock` is None."""
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30.0},
@@ -67,16 +69,13 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    if not immediate:
+    if lock is None:
 
         @event.listens_for(engine, "begin")
         def _on_begin_deferred(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-
-    lock = _WriteLock(_lock_path(url))
-    _WRITE_LOCKS[engine] = lock
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -114,10 +113,6 @@ def _lock_path(url: str) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database + "-writelock")
-
-
-# The write lock of each SQLite writer engine, closed when its Engines are disposed.
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _WriteLock] = weakref.WeakKeyDictionary()
 
 
 class _WriteLock:
@@ -175,9 +170,11 @@ class _WriteLock:
 def create_engines(url: str) -> Engines:
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
+        lock = _WriteLock(_lock_path(url))
         return Engines(
-            writer=_sqlite_engine(url, immediate=True),
-            reader=_sqlite_engine(url, immediate=False),
+            writer=_sqlite_engine(url, lock),
+            reader=_sqlite_engine(url, None),
+            write_lock=lock,
         )
     engine = create_engine(
         url,

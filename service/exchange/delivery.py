@@ -46,6 +46,7 @@ from service.partners.registry import Partner, PartnerRegistry
 from service.privacy.atrest import PLAINTEXT, Bodies
 from service.protocol import envelope, jws
 from service.protocol.keys import SigningKey
+from service.protocol.mediatypes import JOSE
 from service.protocol.problems import Problem
 from service.protocol.receipts import ReceiptError, check_receipt, message_digest
 
@@ -325,7 +326,7 @@ class DeliveryWorker:
         files the partner now holds (docs/protocol.md, 'The transfer', step 5)."""
         started = self._clock()
         timer = time.perf_counter()
-        headers = {"Content-Type": "application/jose"}
+        headers = {"Content-Type": JOSE}
         if upload_token is not None:
             # The partner then takes the bytes it validated at the first post as they are.
             headers["Authorization"] = f"Bearer {upload_token}"

@@ -57,6 +57,8 @@ class InboundPolicy:
 
 
 _KID = re.compile(KID_RE)
+# Messages larger than this are checked off the event loop (in a thread).
+INLINE_LIMIT = 64 * 1024
 
 
 def text_digest(text: str) -> str:

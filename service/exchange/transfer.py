@@ -16,9 +16,12 @@ import httpx
 
 from service.attachments.sealed import AttachmentUnreadable
 from service.attachments.store import READ_SIZE, AttachmentStore
+from service.protocol.mediatypes import JOSE, essence
 from service.protocol.problems import Problem
 
 TUS_VERSION: Final = "1.0.0"
+# What a sender asks with for the receipt in the answer to the upload that completes its
+# message (RFC 7240; docs/protocol.md, 'The transfer', step 4).
 RETURN_RECEIPT: Final = "return=representation"
 # Resumptions of one file within one delivery attempt before the attempt is given up
 # (the next attempt resumes again from the partner's offset).
@@ -149,7 +152,11 @@ class Transfer:
         held = resp.headers.get("upload-offset", "")
         if resp.status_code == 409 and held.isdigit():
             return int(held), None  # resume from what the partner holds
-        if resp.status_code == 200 and _is_jose(resp) and held.isdigit():
+        if (
+            resp.status_code == 200
+            and essence(resp.headers.get("content-type")) == JOSE
+            and held.isdigit()
+        ):
             return int(held), resp.content
         if resp.status_code != 204:
             raise TransferFailed(
@@ -217,11 +224,6 @@ def timeout_extension(seconds: float) -> dict[str, float | None]:
 
 
 _KEPT: Final = frozenset({"upload-offset", "upload-length", "content-type", "retry-after"})
-
-
-def _is_jose(resp: httpx.Response) -> bool:
-    media: str = resp.headers.get("content-type", "")
-    return media.split(";", 1)[0].strip().lower() == "application/jose"
 
 
 def _code(resp: httpx.Response) -> str | None:
